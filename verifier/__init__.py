@@ -1,0 +1,55 @@
+"""crossgrad's verifier: cross-checks gradients of an autograd engine against exact
+symbolic derivatives (SymPy, evaluated at 50 digits), PyTorch and central
+differences, judging each point by how much float64 noise it can carry.
+
+Example:
+    >>> import verifier
+    >>> verifier.compare("tanh(x0 * x1)", {"x0": 0.5, "x1": 2.0}).verdict
+    'agree'
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+__version__ = "0.1.0"
+
+# Public name -> module. Imported on first use, so that `import verifier` (and the
+# engine sandboxes, which import a small part of it) stay fast.
+_EXPORTS = {
+    "compare": "verifier.compare",
+    "Comparison": "verifier.compare",
+    "check_engine": "verifier.campaign",
+    "CampaignResult": "verifier.campaign",
+    "Finding": "verifier.findings",
+    "Blame": "verifier.findings",
+    "OracleReport": "verifier.findings",
+    "Expr": "verifier.expr",
+    "var": "verifier.expr",
+    "const": "verifier.expr",
+    "apply": "verifier.expr",
+    "parse": "verifier.parse",
+    "ParseError": "verifier.parse",
+    "OPS": "verifier.ops",
+    "load_engine": "verifier.loader",
+    "EngineLoadError": "verifier.loader",
+    "strategies": "verifier.strategies",
+}
+
+__all__ = sorted(_EXPORTS) + ["__version__"]
+
+
+def __getattr__(name: str) -> Any:
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module 'verifier' has no attribute {name!r}")
+    value = importlib.import_module(module)
+    if name != "strategies":
+        value = getattr(value, name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return __all__

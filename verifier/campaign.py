@@ -1,0 +1,562 @@
+"""``check_engine``: a Hypothesis-driven campaign against an engine.
+
+The examples are split into fixed shards, each explored by Hypothesis from its own
+seed (derived from the campaign's seed), so a run is the same whether its shards
+run one after another or on N workers. Exploring records the first case of every
+distinct finding (its *signature*: kind, backend, blamed op). Then each signature
+is shrunk once: Hypothesis replays its shard up to that case (same seed, same
+answers, so the same examples) and shrinks it to the smallest expression and
+simplest numbers that still show the same signature. Crashes and hangs are not
+shrunk that way (each try costs a restart or a timeout): the op that crashes or
+hangs alone is the reproducer, and later cases using it are skipped in that shard.
+
+The engine runs in a sandbox process (:mod:`verifier.hosts`). A time budget or
+Ctrl-C stops exploring; what was found is still reported, unshrunk if need be.
+
+Example:
+    >>> result = check_engine("engine:Value", examples=20, seed=1)
+    >>> result.ok, result.examples
+    (True, 20)
+"""
+
+from __future__ import annotations
+
+import math
+import multiprocessing
+import random
+import signal
+import time
+from collections import Counter
+from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
+from dataclasses import dataclass, field
+from typing import Any, Callable, Sequence
+
+import numpy as np
+from hypothesis import HealthCheck, Phase, find
+from hypothesis import settings as hypothesis_settings
+from hypothesis.errors import NoSuchExample, Unsatisfiable
+
+from verifier.blame import blame_engine
+from verifier.evaluate import judge_case
+from verifier.evidence import build_finding
+from verifier.expr import Program, compile_program
+from verifier.findings import Blame, Finding, jsonable
+from verifier.hosts import EngineCrash, EngineTimeout, InProcess, Sandbox, open_host
+from verifier.judge import KIND_ORDER, worst
+from verifier.loader import target_of
+from verifier.ops import OPS, op_names
+from verifier.parse import parse
+from verifier.reference import exact
+from verifier.strategies import Case, cases
+
+__all__ = ["check_engine", "CampaignResult"]
+
+SHARD_SIZE = 100
+POINTS_PER_CASE = 8
+MAX_LEAVES = 8
+SHRINK_CALLS = 400  # predicate calls a shrink may spend before settling for the best so far
+
+Signature = tuple[str, str, Any]
+
+
+class _Stop(BaseException):
+    """Stop exploring (time budget, Ctrl-C, shrink allowance). BaseException so that
+    Hypothesis does not take it for a failure of the predicate."""
+
+
+@dataclass(frozen=True)
+class _Config:
+    target: str | None
+    ops: tuple[str, ...]
+    seed: int
+    timeout: float
+    max_leaves: int
+    count: int
+    deadline: float | None
+
+
+@dataclass
+class _Occurrence:
+    signature: Signature
+    severity: str
+    shard: int
+    index: int
+    expression: str
+    points: list[list[float]]
+    point: int
+    blame: Blame
+    crash: tuple[str, str] | None = None
+    extra_verdicts: tuple = ()
+
+
+@dataclass
+class _ShardResult:
+    shard: int
+    examples: int = 0
+    skipped: int = 0
+    counts: Counter = field(default_factory=Counter)
+    notes: Counter = field(default_factory=Counter)
+    occurrences: dict = field(default_factory=dict)
+    quarantine: list = field(default_factory=list)  # (index, op) from crashes and hangs
+    stopped: str = ""
+
+
+@dataclass(frozen=True)
+class CampaignResult:
+    """What a campaign found.
+
+    Attributes:
+        engine: the engine's target (``module:Class`` or ``file.py:Class``).
+        seed, examples, requested: the seed, cases judged and cases asked for.
+        ops: the ops exercised (the requested ones the engine supports).
+        supported, missing: the engine's ops, and the table's ops it lacks.
+        findings: error findings, shrunk and blamed (the JSON ``discrepancies``).
+        warnings: warning findings (precision, robustness outside the domain, oracles).
+        counts: judged points by class; notes: oracle limits seen.
+        conventions: kink conventions, e.g. ``relu'(0) = 0``.
+        duration: seconds; stopped: ``completed``, ``time-budget`` or ``interrupted``.
+    """
+
+    engine: str
+    seed: int
+    examples: int
+    requested: int
+    ops: tuple[str, ...]
+    supported: tuple[str, ...]
+    missing: tuple[str, ...]
+    findings: tuple[Finding, ...]
+    warnings: tuple[Finding, ...]
+    counts: dict[str, int]
+    notes: dict[str, int]
+    conventions: tuple[str, ...]
+    duration: float
+    stopped: str
+    workers: int = 1
+    skipped: int = 0
+    settings: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def ok(self) -> bool:
+        """No error findings."""
+        return not self.findings
+
+    def summary_by_op(self) -> list[tuple[str, str, str, int]]:
+        """``(op, kind, severity, count)`` rows, one per finding signature."""
+        rows: Counter = Counter()
+        for f in self.findings + self.warnings:
+            rows[(f.blame.op or f.blame.backend, f.kind, f.severity)] += 1
+        return [(op, kind, sev, n) for (op, kind, sev), n in sorted(rows.items())]
+
+    def to_dict(self) -> dict[str, Any]:
+        """The JSON report (see the README for the schema)."""
+        from verifier import __version__
+
+        return jsonable({
+            "schema": "crossgrad-findings/1",
+            "tool": {"name": "crossgrad", "version": __version__},
+            "engine": self.engine,
+            "seed": self.seed,
+            "examples": self.examples,
+            "examples_requested": self.requested,
+            "ops": list(self.ops),
+            "ops_supported": list(self.supported),
+            "ops_missing": list(self.missing),
+            "duration_s": round(self.duration, 3),
+            "stopped": self.stopped,
+            "workers": self.workers,
+            "settings": self.settings,
+            "summary": {
+                "errors": len(self.findings),
+                "warnings": len(self.warnings),
+                "by_op": [{"op": op, "kind": kind, "severity": sev, "count": n} for op, kind, sev, n in self.summary_by_op()],
+                "points": dict(self.counts),
+                "oracle_notes": dict(self.notes),
+                "skipped_examples": self.skipped,
+            },
+            "conventions": list(self.conventions),
+            "discrepancies": [f.to_dict() for f in self.findings],
+            "warnings": [f.to_dict() for f in self.warnings],
+        })
+
+
+# -- signatures --------------------------------------------------------------
+
+def _case_signatures(host: Any, case: Case, oracles: bool) -> tuple[list[_Occurrence], Any]:
+    """Every distinct signature one case shows (error, warning, crash, oracle)."""
+    program = compile_program(case.expr)
+    report = judge_case(host, program, case.points, oracles=oracles)
+    found: list[_Occurrence] = []
+    text = str(case.expr)
+    points = case.points.tolist()
+    if report.crash:
+        kind = report.crash[0]
+        point = case.points[0]
+        blame = blame_engine(host, program, point, None, exact(program, point).node_values)
+        found.append(_Occurrence((kind, "engine", blame.op), "error", -1, -1, text, points, 0, blame, report.crash))
+        return found, report
+    for judgement, severity in ((report.error, "error"), (report.warning, "warning")):
+        if judgement is None:
+            continue
+        point = case.points[judgement.index]
+        verdict = worst(judgement.verdicts)
+        if judgement.truth.status == "outside-domain" and judgement.truth.node is not None:
+            op = program.ops[judgement.truth.node]
+            blame = Blame("engine", op, "", f"{op} is outside its domain here: {judgement.truth.detail}", judgement.truth.node)
+        else:
+            try:
+                [outcome] = host.run(program, [point], record=True)
+            except (EngineCrash, EngineTimeout):
+                outcome = judgement.outcome
+            blame = blame_engine(host, program, point, outcome, judgement.truth.node_values, severity)
+        found.append(_Occurrence((verdict.kind, "engine", blame.op), severity, -1, -1, text, points, judgement.index, blame))
+    if report.oracle is not None:
+        verdict = worst(report.oracle.verdicts)
+        blame = Blame("torch", None, "", "torch disagrees with the exact reference")
+        found.append(_Occurrence((verdict.kind, "torch", None), "warning", -1, -1, text, points, report.oracle.index, blame,
+                                 extra_verdicts=tuple(report.oracle.verdicts)))
+    return found, report
+
+
+def _uses(case: Case, ops: set[str]) -> bool:
+    return any(node.op in ops for node in case.expr.nodes())
+
+
+def _hypothesis(max_examples: int, shrink: bool) -> hypothesis_settings:
+    return hypothesis_settings(
+        max_examples=max(1, max_examples), database=None, deadline=None, derandomize=False,
+        phases=[Phase.generate, Phase.shrink] if shrink else [Phase.generate],
+        suppress_health_check=list(HealthCheck), report_multiple_bugs=False,
+    )
+
+
+def _shard_seed(seed: int, shard: int) -> int:
+    return (seed * 1_000_003 + shard * 7919) % (2**32)
+
+
+def _shard_examples(requested: int, shard: int) -> int:
+    return min(SHARD_SIZE, requested - shard * SHARD_SIZE)
+
+
+# -- exploring and shrinking (run in the main process or in workers) -----------------
+
+def _stop_requested(config: _Config, stop: Any) -> bool:
+    return (stop is not None and stop.is_set()) or (config.deadline is not None and time.time() > config.deadline)
+
+
+def _explore(host: Any, config: _Config, shard: int, requested: int, stop: Any = None, tick: Callable[[], None] | None = None) -> _ShardResult:
+    result = _ShardResult(shard)
+    quarantined: set[str] = set()
+
+    def predicate(case: Case) -> bool:
+        if _stop_requested(config, stop):
+            raise _Stop()
+        index = result.examples
+        result.examples += 1
+        if tick is not None:
+            tick()
+        if quarantined and _uses(case, quarantined):
+            result.skipped += 1
+            return False
+        found, report = _case_signatures(host, case, oracles=True)
+        result.counts.update(report.counts)
+        result.notes.update(report.notes)
+        for occurrence in found:
+            if occurrence.signature in result.occurrences:
+                continue
+            occurrence.shard, occurrence.index = shard, index
+            result.occurrences[occurrence.signature] = occurrence
+            if occurrence.crash and occurrence.blame.op in OPS:
+                quarantined.add(occurrence.blame.op)
+                result.quarantine.append((index, occurrence.blame.op))
+        return False
+
+    strategy = cases(ops=config.ops, max_leaves=config.max_leaves, count=config.count)
+    try:
+        find(strategy, predicate, settings=_hypothesis(_shard_examples(requested, shard), False), random=random.Random(_shard_seed(config.seed, shard)))
+    except (NoSuchExample, Unsatisfiable):
+        pass
+    except _Stop:
+        result.stopped = "interrupted" if stop is not None and stop.is_set() else "time-budget"
+    except KeyboardInterrupt:
+        result.stopped = "interrupted"
+    return result
+
+
+def _size(case: Case) -> tuple:
+    return (len(compile_program(case.expr)), len(str(case.expr)), float(np.abs(case.points).sum()))
+
+
+def _shrink(host: Any, config: _Config, occurrence: _Occurrence, quarantine: Sequence[tuple[int, str]], stop: Any = None) -> Finding | None:
+    """The smallest case with the occurrence's signature, as a full finding."""
+    if occurrence.crash is not None:
+        return _crash_finding(host, occurrence)
+    best: list[Any] = [None]
+    calls = [0]
+    wanted = occurrence.signature
+
+    def predicate(case: Case) -> bool:
+        index = calls[0]
+        calls[0] += 1
+        if best[0] is not None and (calls[0] > SHRINK_CALLS or _stop_requested(config, stop)):
+            raise _Stop()
+        skip = {op for at, op in quarantine if at < index} if best[0] is None else {op for _, op in quarantine}
+        if skip and _uses(case, skip):
+            return False
+        found, _ = _case_signatures(host, case, oracles=wanted[1] != "engine")
+        match = next((o for o in found if o.signature == wanted), None)
+        if match is not None and (best[0] is None or _size(case) < _size(best[0][0])):
+            best[0] = (case, match)
+        return match is not None
+
+    strategy = cases(ops=config.ops, max_leaves=config.max_leaves, count=config.count)
+    try:
+        find(strategy, predicate, settings=_hypothesis(occurrence.index + 1, True), random=random.Random(_shard_seed(config.seed, occurrence.shard)))
+    except (NoSuchExample, Unsatisfiable, _Stop, KeyboardInterrupt):
+        pass
+    if best[0] is None:
+        return _finding_of(host, occurrence, occurrence, shrunk=False)
+    case, match = best[0]
+    return _finding_of(host, occurrence, match, shrunk=True)
+
+
+def _finding_of(host: Any, first: _Occurrence, match: _Occurrence, shrunk: bool) -> Finding | None:
+    program = compile_program(parse(match.expression))
+    point = match.points[match.point]
+    finding = build_finding(
+        host, program, point, blame=match.blame, shrunk=shrunk,
+        original=first.expression if shrunk and first.expression != match.expression else "",
+        who=match.signature[1], verdicts=match.extra_verdicts or None,
+    )
+    return finding
+
+
+def _crash_finding(host: Any, occurrence: _Occurrence) -> Finding | None:
+    """A crash or hang, reduced to the op that crashes alone when there is one."""
+    blame = occurrence.blame
+    if blame.form and blame.form_point:
+        program = compile_program(parse(blame.form))
+        point = blame.form_point
+        original = occurrence.expression
+    else:
+        program = compile_program(parse(occurrence.expression))
+        point = occurrence.points[occurrence.point]
+        original = ""
+    return build_finding(host, program, point, crash=occurrence.crash, blame=blame, shrunk=False, original=original)
+
+
+# -- workers ---------------------------------------------------------------------
+
+_WORKER: dict[str, Any] = {}
+
+
+def _worker_init(config: _Config, stop: Any, counter: Any) -> None:
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent handles Ctrl-C
+    import torch
+
+    torch.set_num_threads(1)
+    _WORKER.update(config=config, stop=stop, counter=counter, host=None)
+
+
+def _worker_host() -> Any:
+    if _WORKER["host"] is None:
+        config = _WORKER["config"]
+        _WORKER["host"] = Sandbox(config.target, timeout=config.timeout)
+    return _WORKER["host"]
+
+
+def _worker_tick() -> None:
+    with _WORKER["counter"].get_lock():
+        _WORKER["counter"].value += 1
+
+
+def _worker_explore(shard: int, requested: int) -> _ShardResult:
+    return _explore(_worker_host(), _WORKER["config"], shard, requested, _WORKER["stop"], _worker_tick)
+
+
+def _worker_shrink(occurrence: _Occurrence, quarantine: list) -> Finding | None:
+    return _shrink(_worker_host(), _WORKER["config"], occurrence, quarantine, _WORKER["stop"])
+
+
+# -- the campaign -------------------------------------------------------------------
+
+def _merge(results: Sequence[_ShardResult]) -> tuple[dict[Signature, _Occurrence], Counter, Counter]:
+    first: dict[Signature, _Occurrence] = {}
+    counts: Counter = Counter()
+    notes: Counter = Counter()
+    for result in sorted(results, key=lambda r: r.shard):
+        counts.update(result.counts)
+        notes.update(result.notes)
+        for signature, occurrence in result.occurrences.items():
+            if signature not in first:
+                first[signature] = occurrence
+    return first, counts, notes
+
+
+def _order(finding: Finding) -> tuple:
+    kind = KIND_ORDER.index(finding.kind) if finding.kind in KIND_ORDER else 99
+    return (finding.severity != "error", finding.blame.backend != "engine", str(finding.blame.op), kind, finding.expression)
+
+
+def _conventions(host: Any, ops: Sequence[str]) -> tuple[str, ...]:
+    from verifier.evidence import kink_conventions
+
+    found = []
+    for op in ops:
+        if OPS[op].kinks:
+            program = compile_program(parse(f"{op}(x)"))
+            truth = exact(program, (0.0,))
+            text = kink_conventions(host, program, truth)
+            if text:
+                found.append(text)
+    return tuple(found)
+
+
+def check_engine(
+    engine: type | str | None = None,
+    *,
+    examples: int = 300,
+    seed: int = 0,
+    ops: Sequence[str] | str | None = None,
+    timeout: float = 10.0,
+    time_budget: float | None = None,
+    workers: int = 1,
+    isolate: bool | None = None,
+    progress: Callable[[int, int], None] | None = None,
+) -> CampaignResult:
+    """Run a campaign: ``examples`` random expressions, each judged at 8 points with
+    every oracle; every distinct discrepancy shrunk and blamed.
+
+    Args:
+        engine: the engine class, or a ``package.module:Class`` /
+            ``path/to/file.py:Class`` target (default: the built-in ``engine:Value``).
+        examples: how many expressions to generate.
+        seed: the same seed gives the same findings (whatever ``workers`` is).
+        ops: op names (or ``"mul,tanh"``) to exercise; default every op the engine has.
+        timeout: seconds one case may take before it counts as a hang.
+        time_budget: stop exploring after this many seconds (findings are kept).
+        workers: processes to run shards in (needs an importable engine).
+        isolate: run the engine in a sandbox process (default: whenever it can be
+            re-imported there).
+        progress: called as ``progress(done, total)`` while exploring.
+
+    Returns:
+        A frozen :class:`CampaignResult`; ``result.ok`` is True when there is no
+        error finding.
+
+    Raises:
+        ValueError: bad arguments (one line naming the value and what was expected).
+        verifier.loader.EngineLoadError: the engine cannot be loaded.
+    """
+    started = time.time()
+    if isinstance(examples, bool) or not isinstance(examples, int) or examples < 1:
+        raise ValueError(f"examples={examples!r}: expected an int >= 1")
+    if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
+        raise ValueError(f"seed={seed!r}: expected an int >= 0")
+    if not (isinstance(timeout, (int, float)) and timeout > 0):
+        raise ValueError(f"timeout={timeout!r}: expected a number of seconds > 0")
+    if time_budget is not None and not (isinstance(time_budget, (int, float)) and time_budget > 0):
+        raise ValueError(f"time_budget={time_budget!r}: expected a number of seconds > 0")
+    if isinstance(workers, bool) or not isinstance(workers, int) or workers < 1:
+        raise ValueError(f"workers={workers!r}: expected an int >= 1")
+    requested_ops = op_names(ops) if isinstance(ops, str) or ops is None else op_names(",".join(ops))
+    host = open_host(engine, isolate=isolate, timeout=timeout)
+    try:
+        name = host.name
+        tested = tuple(op for op in requested_ops if op in host.supported)
+        missing = tuple(op for op in OPS if op not in host.supported)
+        if not tested:
+            raise ValueError(f"the engine supports none of the ops asked for ({', '.join(requested_ops)}); it has: {', '.join(host.supported) or 'none'}")
+        target = name if isinstance(host, Sandbox) else (target_of(host.engine) if isinstance(host, InProcess) else None)
+        if workers > 1 and not isinstance(host, Sandbox):
+            raise ValueError(f"workers={workers}: parallel runs need an engine that can be re-imported (a module:Class or file.py:Class target)")
+        config = _Config(target, tested, seed, float(timeout), MAX_LEAVES, POINTS_PER_CASE,
+                         started + time_budget if time_budget else None)
+        shards = list(range(math.ceil(examples / SHARD_SIZE)))
+        if workers == 1:
+            findings, results = _serial(host, config, shards, examples, progress)
+        else:
+            findings, results = _parallel(config, shards, examples, workers, progress)
+        conventions = _conventions(host, tested)
+    finally:
+        host.close()
+    stopped = next((r.stopped for r in results if r.stopped), "completed")
+    _, counts, notes = _merge(results)
+    errors = tuple(sorted((f for f in findings if f is not None and f.severity == "error"), key=_order))
+    warnings = tuple(sorted((f for f in findings if f is not None and f.severity != "error"), key=_order))
+    return CampaignResult(
+        engine=name, seed=seed, examples=sum(r.examples for r in results), requested=examples,
+        ops=tested, supported=tuple(host.supported), missing=missing, findings=errors, warnings=warnings,
+        counts=dict(counts), notes=dict(notes), conventions=conventions, duration=time.time() - started,
+        stopped=stopped, workers=workers, skipped=sum(r.skipped for r in results),
+        settings={"timeout": timeout, "time_budget": time_budget, "max_leaves": MAX_LEAVES,
+                  "points_per_case": POINTS_PER_CASE, "shard_size": SHARD_SIZE},
+    )
+
+
+def _serial(host: Any, config: _Config, shards: list[int], examples: int, progress: Callable | None) -> tuple[list, list]:
+    done = [0]
+
+    def tick() -> None:
+        done[0] += 1
+        if progress is not None:
+            progress(done[0], examples)
+
+    results = []
+    for shard in shards:
+        result = _explore(host, config, shard, examples, None, tick)
+        results.append(result)
+        if result.stopped:
+            break
+    first, _, _ = _merge(results)
+    quarantine = {r.shard: r.quarantine for r in results}
+    findings = []
+    stopped = any(r.stopped for r in results)
+    for occurrence in first.values():
+        if stopped:  # no time to shrink: report what was seen
+            findings.append(_crash_finding(host, occurrence) if occurrence.crash else _finding_of(host, occurrence, occurrence, False))
+        else:
+            findings.append(_shrink(host, config, occurrence, quarantine[occurrence.shard]))
+    return findings, results
+
+
+def _parallel(config: _Config, shards: list[int], examples: int, workers: int, progress: Callable | None) -> tuple[list, list]:
+    context = multiprocessing.get_context("spawn")
+    stop = context.Event()
+    counter = context.Value("i", 0)
+    results: list[_ShardResult] = []
+    findings: list[Finding | None] = []
+    with ProcessPoolExecutor(max_workers=workers, mp_context=context, initializer=_worker_init, initargs=(config, stop, counter)) as pool:
+        try:
+            pending = {pool.submit(_worker_explore, shard, examples) for shard in shards}
+            while pending:
+                done, pending = wait(pending, timeout=0.25, return_when=FIRST_COMPLETED)
+                results += [f.result() for f in done]
+                if progress is not None:
+                    progress(min(counter.value, examples), examples)
+            first, _, _ = _merge(results)
+            quarantine = {r.shard: r.quarantine for r in results}
+            stopped = any(r.stopped for r in results)
+            if not stopped:
+                jobs = [pool.submit(_worker_shrink, occ, quarantine[occ.shard]) for occ in first.values()]
+                findings = [job.result() for job in jobs]
+        except KeyboardInterrupt:
+            stop.set()
+            for future in list(pending):
+                try:
+                    results.append(future.result())
+                except Exception:  # noqa: BLE001
+                    pass
+            for result in results:
+                result.stopped = "interrupted"
+    if not findings:
+        first, _, _ = _merge(results)
+        if first:
+            host = Sandbox(config.target, timeout=config.timeout)
+            try:
+                findings = [
+                    _crash_finding(host, occ) if occ.crash else _finding_of(host, occ, occ, False)
+                    for occ in first.values()
+                ]
+            finally:
+                host.close()
+    return findings, results

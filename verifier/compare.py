@@ -1,0 +1,231 @@
+"""``compare``: one expression, one point, every oracle side by side.
+
+Example:
+    >>> c = compare("-a**3 + sin(3*b) - 1/c + b**2.5 - a**0.5", {"a": 2, "b": 3, "c": 4})
+    >>> c.verdict
+    'agree'
+    >>> [round(g, 12) for g in c.gradient("engine")]
+    [-12.353553390593, 10.256990271113, 0.0625]
+"""
+
+from __future__ import annotations
+
+import inspect
+import math
+from dataclasses import dataclass
+from numbers import Real
+from typing import Any, Callable, Mapping
+
+from verifier.evidence import build_finding, engine_outcome, kink_conventions, oracle_reports
+from verifier.expr import Expr, compile_program, var
+from verifier.findings import Finding, OracleReport, jsonable
+from verifier.hosts import InProcess
+from verifier.judge import PASS, Verdict, format_number, format_point, judge_oracle, judge_point
+from verifier.loader import load_engine
+from verifier.parse import parse
+from verifier.printing import to_string
+from verifier.reference import PointReference, exact
+
+__all__ = ["Comparison", "compare", "as_expression"]
+
+
+def as_expression(expr: str | Expr | Callable[..., Any]) -> Expr:
+    """A string (parsed), an Expr, or a Python function of Value-like arguments
+    (traced by calling it with variables named after its parameters)."""
+    if isinstance(expr, Expr):
+        return expr
+    if isinstance(expr, str):
+        return parse(expr)
+    if callable(expr):
+        names = list(inspect.signature(expr).parameters)
+        if not names:
+            raise ValueError("the function to trace takes no arguments; expected f(x0, x1, ...)")
+        try:
+            result = expr(*(var(n) for n in names))
+        except TypeError as error:
+            raise TypeError(f"tracing {getattr(expr, '__name__', 'the function')} failed: {error} "
+                            "(use only + - * / ** number and the methods exp, log, tanh, relu, sigmoid, sin, cos, sqrt)") from None
+        if not isinstance(result, Expr):
+            raise TypeError(f"the traced function returned {type(result).__name__}, not an expression of its arguments")
+        return result
+    raise TypeError(f"expected an expression string, an Expr or a function, got {type(expr).__name__}")
+
+
+def _point(expr: Expr, point: Mapping[str, float]) -> tuple[float, ...]:
+    if not isinstance(point, Mapping):
+        raise TypeError(f"point must be a mapping of variable to number, got {type(point).__name__}")
+    missing = [v for v in expr.variables if v not in point]
+    if missing:
+        raise ValueError(f"point has no value for {', '.join(missing)} (expected values for {', '.join(expr.variables)})")
+    extra = [k for k in point if k not in expr.variables]
+    if extra:
+        raise ValueError(f"point gives {', '.join(map(str, extra))}, which the expression does not use (it uses {', '.join(expr.variables)})")
+    values = []
+    for name in expr.variables:
+        x = point[name]
+        if isinstance(x, bool) or not isinstance(x, Real) or not math.isfinite(float(x)):
+            raise ValueError(f"point[{name!r}]={x!r}: expected a finite real number")
+        values.append(float(x))
+    return tuple(values)
+
+
+@dataclass(frozen=True)
+class Comparison:
+    """Every oracle's value and gradient at one point, against the exact reference.
+
+    Attributes:
+        expression, variables, point: what was compared (point in variable order).
+        status, detail: the point's class (``defined``, ``kink``, ``outside-domain``...).
+        reference: the exact reference (see :class:`verifier.reference.PointReference`).
+        oracles: reference, engine, sympy (float64), torch and numeric answers.
+        verdicts: every disagreement found, engine and oracles alike.
+        findings: the engine's disagreements as full findings (with blame).
+        convention: conventions seen at kinks (``relu'(0) = 0``).
+    """
+
+    expression: str
+    variables: tuple[str, ...]
+    point: tuple[float, ...]
+    status: str
+    detail: str
+    reference: PointReference
+    oracles: tuple[OracleReport, ...]
+    verdicts: tuple[Verdict, ...]
+    findings: tuple[Finding, ...]
+    convention: str = ""
+
+    @property
+    def verdict(self) -> str:
+        """``agree``, ``disagree`` (an error), ``warning`` or ``undefined``."""
+        if any(v.severity == "error" for v in self.verdicts):
+            return "disagree"
+        if self.verdicts:
+            return "warning"
+        return "agree" if self.reference.value_judged else "undefined"
+
+    def oracle(self, name: str) -> OracleReport:
+        for report in self.oracles:
+            if report.name == name:
+                return report
+        raise KeyError(f"no oracle {name!r}; have {', '.join(o.name for o in self.oracles)}")
+
+    def gradient(self, oracle: str = "reference") -> tuple[Any, ...]:
+        """One oracle's gradient, in the order of :attr:`variables`."""
+        return self.oracle(oracle).gradient or ()
+
+    def rows(self) -> list[list[str]]:
+        """The comparison as a table: a header row, then one row per oracle."""
+        header = ["oracle", "value"] + [f"d/d{v}" for v in self.variables]
+        rows = [header]
+        for o in self.oracles:
+            cells = [o.name, _cell(o.value, o.value_error)]
+            grads = o.gradient or (None,) * len(self.variables)
+            errors = o.gradient_error or (None,) * len(self.variables)
+            estimates = o.estimate or (None,) * len(self.variables)
+            for g, e, est in zip(grads, errors, estimates):
+                cells.append(_cell(g, e, est))
+            if o.status not in ("ok",):
+                cells[1] = f"{o.status}: {o.error}" if o.error else o.status
+            rows.append(cells)
+        rows.append(["noise floor", _short(self.reference.value_floor)] + [_short(f) for f in self.reference.gradient_floor])
+        return rows
+
+    def __str__(self) -> str:
+        rows = self.rows()
+        widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
+        lines = [f"{self.expression}   at {format_point(self.variables, self.point)}   ({self.status}{': ' + self.detail if self.detail else ''})"]
+        lines += ["  ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip() for r in rows]
+        lines.append(f"verdict: {self.verdict}" + "".join(f"\n  - {v.message}" for v in self.verdicts))
+        if self.convention:
+            lines.append(f"convention: {self.convention}")
+        for f in self.findings:
+            lines.append(f"blame: {f.blame.op} ({f.blame.reason})")
+        return "\n".join(lines)
+
+    def _repr_markdown_(self) -> str:
+        rows = self.rows()
+        out = [f"`{self.expression}` at `{format_point(self.variables, self.point)}` — **{self.verdict}** ({self.status})", ""]
+        out.append("| " + " | ".join(rows[0]) + " |")
+        out.append("|" + "---|" * len(rows[0]))
+        out += ["| " + " | ".join(c.replace("|", "\\|") for c in r) + " |" for r in rows[1:]]
+        out += [f"- {v.message}" for v in self.verdicts]
+        return "\n".join(out)
+
+    def to_dict(self) -> dict[str, Any]:
+        return jsonable({
+            "expression": self.expression,
+            "point": dict(zip(self.variables, self.point)),
+            "status": self.status, "detail": self.detail, "verdict": self.verdict,
+            "oracles": {o.name: {k: v for k, v in jsonable(o).items() if k != "name"} for o in self.oracles},
+            "value_floor": self.reference.value_floor,
+            "gradient_floor": dict(zip(self.variables, self.reference.gradient_floor)),
+            "verdicts": [{"kind": v.kind, "severity": v.severity, "cause": v.cause, "message": v.message} for v in self.verdicts],
+            "findings": [f.to_dict() for f in self.findings],
+            "convention": self.convention,
+        })
+
+
+def _short(x: Any) -> str:
+    if x is None:
+        return "-"
+    if isinstance(x, float) and not math.isfinite(x):
+        return format_number(x)
+    return f"{x:.3g}" if isinstance(x, float) else str(x)
+
+
+def _cell(x: Any, error: float | None, estimate: float | None = None) -> str:
+    if x is None:
+        return "-"
+    text = format_number(x) if not isinstance(x, complex) else str(x)
+    if error is not None:
+        text += f" (err {error:.2g})"
+    if estimate is not None:
+        text += f" (est {estimate:.2g})"
+    return text
+
+
+def compare(expr: str | Expr | Callable[..., Any], point: Mapping[str, float], *, engine: type | str | None | bool = None) -> Comparison:
+    """Compare every oracle on ``expr`` at ``point``.
+
+    Args:
+        expr: an expression string (``"tanh(x0*x1) - 3/x1"``), an :class:`Expr`, or a
+            Python function of Value-like arguments (traced).
+        point: value of each variable, e.g. ``{"x0": 1.5, "x1": -2}``.
+        engine: the engine class or ``module:Class`` target to include (default:
+            the built-in ``engine.Value``); ``False`` leaves the engine out.
+
+    Returns:
+        A frozen :class:`Comparison`; ``str()`` of it is a table, and it shows as
+        one in Jupyter.
+    """
+    e = as_expression(expr)
+    values = _point(e, point)
+    program = compile_program(e)
+    truth = exact(program, values)
+    host = None
+    if engine is not False:
+        cls = load_engine(engine or "engine:Value") if not isinstance(engine, type) else engine
+        host = InProcess(cls)
+    outcome, crash_kind, crash_message = engine_outcome(host, program, values) if host else (None, "", "")
+    reports = oracle_reports(program, values, truth, outcome, (crash_kind, crash_message))
+    verdicts: list[Verdict] = []
+    if outcome is not None:
+        verdicts += judge_point(truth, outcome, program.variables)
+    for name in ("sympy", "torch"):
+        o = next(r for r in reports if r.name == name)
+        if truth.value_judged and o.gradient is not None:
+            verdicts += [Verdict(v.kind, "warning", "oracle", v.message, v.variable, v.error, v.floor)
+                         for v in judge_oracle(truth, o.value, o.gradient, program.variables, name)]
+    numeric_report = next(r for r in reports if r.name == "numeric")
+    if truth.gradient_judged and truth.status == "defined":
+        for k, name in enumerate(program.variables):
+            g, est = numeric_report.gradient[k], numeric_report.estimate[k]
+            allowed = est + PASS * truth.gradient_floor[k]
+            if not abs(g - truth.gradient[k]) <= allowed:
+                verdicts.append(Verdict("gradient", "warning", "oracle", f"numeric d/d{name} is {format_number(g)}, exact {format_number(truth.gradient[k])}: finite differences broke down (estimate {est:.2g})", k))
+    findings: tuple[Finding, ...] = ()
+    if host is not None and any(v.severity == "error" for v in verdicts):
+        finding = build_finding(host, program, values, crash=(crash_kind, crash_message) if crash_kind else None)
+        findings = (finding,) if finding else ()
+    convention = kink_conventions(host, program, truth) if host and truth.kink_nodes else ""
+    return Comparison(to_string(e), program.variables, values, truth.status, truth.detail, truth, reports, tuple(verdicts), findings, convention)

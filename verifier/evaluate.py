@@ -1,0 +1,133 @@
+"""Judging one case (an expression at a batch of points) with every oracle, fast.
+
+The float64 reference decides the ordinary points: where every node is finite and
+well inside its domain and the engine is within ``PASS - 1`` floors of it, the
+engine is right (the float64 reference is itself within one floor of the truth).
+Every other point goes to the exact reference. Torch and central differences are
+checked the same way; their disagreements are notes about the oracles, not engine
+findings.
+
+Example:
+    >>> from verifier.hosts import InProcess
+    >>> from engine import Value
+    >>> from verifier.parse import parse
+    >>> from verifier.expr import compile_program
+    >>> report = judge_case(InProcess(Value), compile_program(parse("log(x)")), [[2.0], [-1.0]])
+    >>> report.error is None, report.counts["outside-domain"]
+    (True, 1)
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass, field
+from typing import Any, Sequence
+
+import numpy as np
+
+from verifier import numeric, torch_oracle
+from verifier.expr import Program
+from verifier.hosts import EngineCrash, EngineTimeout
+from verifier.judge import PASS, Verdict, judge_oracle, judge_point
+from verifier.reference import PointReference, Sweep, exact, sweep
+from verifier.run_engine import EngineOutcome
+
+__all__ = ["PointJudgement", "CaseReport", "judge_case", "close_to_sweep"]
+
+
+@dataclass
+class PointJudgement:
+    """The verdicts at one point, with what they were based on."""
+
+    index: int
+    truth: PointReference
+    outcome: EngineOutcome | None
+    verdicts: list[Verdict]
+    who: str = "engine"
+
+
+@dataclass
+class CaseReport:
+    """What judging one case found.
+
+    Attributes:
+        crash: ``("crash" | "timeout", message)`` if the engine's process died or hung.
+        error: the first point with an error verdict.
+        warning: the first point with only warning verdicts.
+        oracle: the first point where torch disagrees with the truth.
+        counts: points by class (``defined``, ``kink``, ``outside-domain``, ...).
+        notes: oracle limits seen (``torch``, ``numeric``).
+    """
+
+    crash: tuple[str, str] | None = None
+    error: PointJudgement | None = None
+    warning: PointJudgement | None = None
+    oracle: PointJudgement | None = None
+    counts: Counter = field(default_factory=Counter)
+    notes: Counter = field(default_factory=Counter)
+
+
+def close_to_sweep(ref: Sweep, p: int, value: Any, gradient: Sequence[Any] | None) -> bool:
+    """Whether an answer is certainly right: within ``PASS - 1`` floors of the
+    float64 reference at a clean point."""
+    if not ref.clean[p] or not isinstance(value, float) or gradient is None:
+        return False
+    slack = PASS - 1.0
+    if not abs(value - ref.value[p]) <= slack * ref.value_floor[p]:
+        return False
+    for k, g in enumerate(gradient):
+        if not (isinstance(g, float) and abs(g - ref.gradient[p, k]) <= slack * ref.gradient_floor[p, k]):
+            return False
+    return True
+
+
+def judge_case(host: Any, program: Program, points: Sequence[Sequence[float]], *, oracles: bool = True) -> CaseReport:
+    """Judge the engine (and, if ``oracles``, torch and central differences)."""
+    report = CaseReport()
+    points = np.asarray(points, dtype=float).reshape(-1, len(program.variables))
+    try:
+        outcomes = host.run(program, points)
+    except EngineCrash as error:
+        report.crash = ("crash", str(error))
+        return report
+    except EngineTimeout as error:
+        report.crash = ("timeout", str(error))
+        return report
+    ref = sweep(program, points)
+    truths: dict[int, PointReference] = {}
+    for p, outcome in enumerate(outcomes):
+        if outcome.status == "ok" and close_to_sweep(ref, p, outcome.value, outcome.gradient):
+            report.counts["defined"] += 1
+            continue
+        truth = truths[p] = exact(program, points[p])
+        report.counts[truth.status] += 1
+        verdicts = judge_point(truth, outcome, program.variables)
+        errors = [v for v in verdicts if v.severity == "error"]
+        if errors and report.error is None:
+            report.error = PointJudgement(p, truth, outcome, errors)
+        elif verdicts and not errors and report.warning is None:
+            report.warning = PointJudgement(p, truth, outcome, verdicts)
+    if oracles:
+        _check_oracles(report, program, points, ref, truths)
+    return report
+
+
+def _check_oracles(report: CaseReport, program: Program, points: np.ndarray, ref: Sweep, truths: dict[int, PointReference]) -> None:
+    result = torch_oracle.evaluate(program, points)
+    for p in range(points.shape[0]):
+        value, gradient = float(result.value[p]), [float(g) for g in result.gradient[p]]
+        if close_to_sweep(ref, p, value, gradient):
+            continue
+        truth = truths.get(p) or exact(program, points[p])
+        truths[p] = truth
+        verdicts = [v for v in judge_oracle(truth, value, gradient, program.variables, "torch") if v.severity == "error"]
+        if verdicts:
+            report.notes["torch"] += 1
+            if report.oracle is None:
+                report.oracle = PointJudgement(p, truth, None, verdicts, "torch")
+    clean = ref.clean
+    if clean.any():
+        fd = numeric.central_differences(program, points[clean], ref.value_floor[clean])
+        allowed = fd.estimate + PASS * ref.gradient_floor[clean]
+        broke = ~(np.abs(fd.gradient - ref.gradient[clean]) <= allowed) | np.isinf(fd.estimate)
+        report.notes["numeric"] += int(broke.any(axis=1).sum())

@@ -1,0 +1,193 @@
+"""Everything a person needs to see about one expression at one point: every
+oracle's answer and error against the exact reference, the graph with the engine's
+values, the finite-difference error-versus-step curve, and conventions at kinks.
+
+Used by :func:`verifier.compare` and to turn a campaign's failing case into a
+:class:`~verifier.findings.Finding`.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any, Sequence
+
+import numpy as np
+
+from verifier import numeric, torch_oracle
+from verifier.blame import blame_engine
+from verifier.expr import Program, apply, compile_program, from_program, var
+from verifier.findings import Blame, Finding, GraphNode, OracleReport
+from verifier.hosts import EngineCrash, EngineTimeout
+from verifier.judge import Verdict, format_number, judge_point, worst
+from verifier.ops import OPS
+from verifier.printing import format_number as print_number
+from verifier.printing import to_latex, to_mathml, to_string
+from verifier.reference import PointReference, exact, sweep
+from verifier.run_engine import EngineOutcome
+
+__all__ = ["oracle_reports", "graph_nodes", "engine_outcome", "build_finding", "kink_conventions"]
+
+MAX_GRAPH_NODES = 400
+
+
+def _error(x: Any, truth: float) -> float | None:
+    if isinstance(x, float) and math.isfinite(x) and math.isfinite(truth):
+        return abs(x - truth)
+    return None
+
+
+def _errors(gradient: Sequence[Any] | None, truth: PointReference) -> tuple[float | None, ...] | None:
+    """Distance to the exact partials (to the one-sided range, at kinks)."""
+    if gradient is None:
+        return None
+    out = []
+    for g, low, high in zip(gradient, truth.gradient_low, truth.gradient_high):
+        if isinstance(g, float) and math.isfinite(g) and math.isfinite(low):
+            out.append(max(low - g, g - high, 0.0))
+        else:
+            out.append(None)
+    return tuple(out)
+
+
+def engine_outcome(host: Any, program: Program, point: Sequence[float]) -> tuple[EngineOutcome | None, str, str]:
+    """The engine's outcome with node values, or (None, "crash"|"timeout", message)."""
+    try:
+        return host.run(program, [point], record=True)[0], "", ""
+    except EngineCrash as error:
+        return None, "crash", str(error)
+    except EngineTimeout as error:
+        return None, "timeout", str(error)
+
+
+def oracle_reports(program: Program, point: Sequence[float], truth: PointReference, outcome: EngineOutcome | None, crash: tuple[str, str] = ("", "")) -> tuple[OracleReport, ...]:
+    """The reference, then engine, sympy (float64), torch and numeric answers."""
+    reports = [OracleReport("reference", "ok" if truth.value_judged else "undefined", truth.value, truth.gradient, truth.detail)]
+    if outcome is not None:
+        reports.append(OracleReport(
+            "engine", outcome.status, outcome.value, outcome.gradient, outcome.error,
+            _error(outcome.value, truth.value), _errors(outcome.gradient, truth),
+        ))
+    elif crash[0]:
+        reports.append(OracleReport("engine", crash[0], None, None, crash[1]))
+    row = np.asarray([point], dtype=float)
+    ref64 = sweep(program, row)
+    g64 = tuple(float(g) for g in ref64.gradient[0])
+    reports.append(OracleReport("sympy", "ok", float(ref64.value[0]), g64, "", _error(float(ref64.value[0]), truth.value), _errors(g64, truth)))
+    t = torch_oracle.evaluate(program, row)
+    gt = tuple(float(g) for g in t.gradient[0])
+    reports.append(OracleReport("torch", "ok", float(t.value[0]), gt, "", _error(float(t.value[0]), truth.value), _errors(gt, truth)))
+    fd = numeric.central_differences(program, row, ref64.value_floor)
+    gn = tuple(float(g) for g in fd.gradient[0])
+    reports.append(OracleReport(
+        "numeric", "ok", None, gn, "", None, _errors(gn, truth), tuple(float(e) for e in fd.estimate[0]),
+    ))
+    return tuple(reports)
+
+
+def _label(program: Program, i: int) -> str:
+    op, param = program.ops[i], program.params[i]
+    if op == "var":
+        return program.variables[param]
+    if op == "const":
+        return print_number(param)
+    if op == "pow":
+        return f"**{print_number(param)}"
+    return OPS[op].symbol or op
+
+
+def graph_nodes(program: Program, truth: PointReference, outcome: EngineOutcome | None, blamed: set[int]) -> tuple[GraphNode, ...]:
+    """The graph as report data (empty if too big to draw)."""
+    if len(program) > MAX_GRAPH_NODES:
+        return ()
+    values = outcome.node_values if outcome is not None and outcome.node_values else (None,) * len(program)
+    grads = outcome.node_grads if outcome is not None and outcome.node_grads else (None,) * len(program)
+    return tuple(
+        GraphNode(i, program.ops[i], _label(program, i), program.args[i], truth.node_values[i], values[i], grads[i], i in blamed)
+        for i in range(len(program))
+    )
+
+
+def kink_conventions(host: Any, program: Program, truth: PointReference) -> str:
+    """How the engine resolves each kink met at this point, e.g. ``relu'(0) = 0``."""
+    seen = []
+    for node in truth.kink_nodes:
+        op = program.ops[node]
+        expr = apply(op, var("a"), param=program.params[node])
+        try:
+            [outcome] = host.run(compile_program(expr), [(0.0,)])
+        except (EngineCrash, EngineTimeout):
+            continue
+        if outcome.status == "ok" and outcome.gradient:
+            text = f"{op}'(0) = {format_number(outcome.gradient[0])}"
+            if text not in seen:
+                seen.append(text)
+    return ", ".join(seen)
+
+
+def _node_of_blame(program: Program, blame: Blame) -> set[int]:
+    if blame.node is not None and blame.node < len(program) and program.ops[blame.node] == blame.op:
+        return {blame.node}
+    return {i for i in program.op_nodes() if program.ops[i] == blame.op}
+
+
+def build_finding(
+    host: Any,
+    program: Program,
+    point: Sequence[float],
+    *,
+    crash: tuple[str, str] | None = None,
+    blame: Blame | None = None,
+    shrunk: bool = False,
+    original: str = "",
+    who: str = "engine",
+    verdicts: Sequence[Verdict] | None = None,
+) -> Finding | None:
+    """A complete finding for ``program`` at ``point``; None if nothing is wrong there.
+
+    Args:
+        crash: the case crashed or hung before any outcome came back.
+        blame: a blame already established (skips blaming again).
+        who: ``engine``, or ``torch`` for an oracle disagreement.
+        verdicts: the verdicts already found (for oracles other than the engine).
+    """
+    truth = exact(program, point)
+    outcome, crash_kind, crash_message = (None, *crash) if crash else engine_outcome(host, program, point)
+    if outcome is None and not crash_kind:
+        return None
+    if crash_kind:
+        chosen = Verdict(crash_kind, "error", "engine", f"engine {crash_message}")
+    elif verdicts:
+        chosen = worst(list(verdicts))
+    else:
+        chosen = worst(judge_point(truth, outcome, program.variables))
+    if chosen is None:
+        return None
+    if blame is None:
+        if who != "engine":
+            blame = Blame(who, None, "", "this oracle disagrees with the exact reference")
+        else:
+            blame = blame_engine(host, program, point, outcome, truth.node_values)
+    variable = program.variables[chosen.variable] if chosen.variable is not None else None
+    steps: tuple[tuple[float, float, float], ...] = ()
+    if truth.value_judged:
+        k = chosen.variable if chosen.variable is not None else 0
+        steps = tuple(numeric.step_sweep(program, point, k))
+    expr = from_program(program)
+    try:
+        mathml, latex = to_mathml(expr), to_latex(expr)
+    except ValueError:
+        mathml = latex = ""
+    cause = chosen.cause if who == "engine" else "oracle"
+    severity = chosen.severity if who == "engine" else "warning"
+    return Finding(
+        kind=chosen.kind, severity=severity, cause=cause, message=chosen.message,
+        expression=to_string(expr), variables=program.variables, point=tuple(float(x) for x in point),
+        status=truth.status, detail=truth.detail, blame=blame,
+        oracles=oracle_reports(program, point, truth, outcome, (crash_kind, crash_message)),
+        value_floor=truth.value_floor, gradient_floor=truth.gradient_floor,
+        variable=variable, ratio=chosen.ratio if math.isfinite(chosen.ratio) else None,
+        graph=graph_nodes(program, truth, outcome, _node_of_blame(program, blame)),
+        steps=steps, mathml=mathml, latex=latex, shrunk=shrunk, original=original,
+        convention=kink_conventions(host, program, truth) if truth.kink_nodes else "",
+    )
+

@@ -1,0 +1,353 @@
+"""Immutable expression DAGs.
+
+An :class:`Expr` is a variable, a constant, or an op of the table applied to other
+expressions. Nodes are interned: building the same expression twice gives the same
+object, so a subexpression written twice *is* a shared node (where ``=``-instead-of-
+``+=`` bugs live), and printing then re-parsing gives back the very same DAG.
+
+Expressions support Python's operators and the engine methods, so tracing a plain
+function of Value-like arguments is just calling it with variables.
+
+Example:
+    >>> x, y = var("x"), var("y")
+    >>> e = (x * y).tanh() + (x * y).tanh()
+    >>> str(e)
+    'tanh(x * y) + tanh(x * y)'
+    >>> len(e.nodes())   # x, y, x*y, tanh, + : the tanh is shared
+    5
+"""
+
+from __future__ import annotations
+
+import math
+import re
+import weakref
+from dataclasses import dataclass
+from numbers import Real
+from typing import Any, Iterator
+
+from verifier.ops import OPS
+
+__all__ = ["Expr", "Program", "var", "const", "apply", "compile_program", "from_program", "natural_key"]
+
+IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
+_INTERNED: weakref.WeakValueDictionary[tuple, Expr] = weakref.WeakValueDictionary()
+
+
+def natural_key(name: str) -> tuple:
+    """Sort key putting ``x2`` before ``x10``."""
+    return tuple(int(part) if part.isdigit() else part for part in re.split(r"(\d+)", name))
+
+
+class Expr:
+    """A node of an interned expression DAG (build with :func:`var`, :func:`const`,
+    :func:`apply` or Python operators).
+
+    Attributes:
+        op: ``"var"``, ``"const"`` or an op name of :data:`verifier.ops.OPS`.
+        args: the argument nodes.
+        param: the variable's name, the constant's value, or pow's exponent.
+        variables: the names of the variables below this node, naturally sorted.
+    """
+
+    __slots__ = ("op", "args", "param", "variables", "__weakref__")
+
+    op: str
+    args: tuple[Expr, ...]
+    param: Any
+    variables: tuple[str, ...]
+
+    def __new__(cls, op: str, args: tuple[Expr, ...] = (), param: Any = None) -> Expr:
+        key = (op, _param_key(param), tuple(id(a) for a in args))
+        node = _INTERNED.get(key)
+        if node is not None:
+            return node
+        node = super().__new__(cls)
+        object.__setattr__(node, "op", op)
+        object.__setattr__(node, "args", args)
+        object.__setattr__(node, "param", param)
+        object.__setattr__(node, "variables", _merge_variables(op, args, param))
+        # The key holds ids of args; they stay valid while this node (which keeps
+        # its args alive) is in the table.
+        _INTERNED[key] = node
+        return node
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        raise AttributeError("Expr is immutable")
+
+    def __reduce__(self) -> tuple:
+        return (_rebuild, (str(self),))
+
+    # -- structure -----------------------------------------------------------
+    def nodes(self) -> list[Expr]:
+        """Every node once, arguments before their users (iterative: any depth)."""
+        order: list[Expr] = []
+        seen: set[int] = set()
+        stack: list[tuple[Expr, bool]] = [(self, False)]
+        while stack:
+            node, expanded = stack.pop()
+            if expanded:
+                order.append(node)
+                continue
+            if id(node) in seen:
+                continue
+            seen.add(id(node))
+            stack.append((node, True))
+            for arg in reversed(node.args):
+                if id(arg) not in seen:
+                    stack.append((arg, False))
+        return order
+
+    @property
+    def is_leaf(self) -> bool:
+        return self.op in ("var", "const")
+
+    def __str__(self) -> str:
+        from verifier.printing import to_string
+
+        return to_string(self)
+
+    def __repr__(self) -> str:
+        text = str(self)
+        if len(text) > 200:
+            text = text[:197] + "..."
+        return f"Expr({text!r})"
+
+    # -- building with Python operators (this is what tracing uses) ----------
+    def __add__(self, other: Any) -> Expr:
+        return apply("add", self, _lift(other))
+
+    def __radd__(self, other: Any) -> Expr:
+        return apply("add", _lift(other), self)
+
+    def __sub__(self, other: Any) -> Expr:
+        return apply("sub", self, _lift(other))
+
+    def __rsub__(self, other: Any) -> Expr:
+        return apply("sub", _lift(other), self)
+
+    def __mul__(self, other: Any) -> Expr:
+        return apply("mul", self, _lift(other))
+
+    def __rmul__(self, other: Any) -> Expr:
+        return apply("mul", _lift(other), self)
+
+    def __truediv__(self, other: Any) -> Expr:
+        return apply("div", self, _lift(other))
+
+    def __rtruediv__(self, other: Any) -> Expr:
+        return apply("div", _lift(other), self)
+
+    def __neg__(self) -> Expr:
+        return apply("neg", self)
+
+    def __pos__(self) -> Expr:
+        return self
+
+    def __pow__(self, exponent: Any) -> Expr:
+        if isinstance(exponent, Expr) or not isinstance(exponent, Real) or isinstance(exponent, bool):
+            raise TypeError(f"pow: the exponent must be a number, got {_describe(exponent)}")
+        return apply("pow", self, param=float(exponent))
+
+    def __rpow__(self, base: Any) -> Expr:
+        raise TypeError("pow: only expression ** number is supported (a number ** expression is not an op)")
+
+    def exp(self) -> Expr:
+        return apply("exp", self)
+
+    def log(self) -> Expr:
+        return apply("log", self)
+
+    def tanh(self) -> Expr:
+        return apply("tanh", self)
+
+    def relu(self) -> Expr:
+        return apply("relu", self)
+
+    def sigmoid(self) -> Expr:
+        return apply("sigmoid", self)
+
+    def sin(self) -> Expr:
+        return apply("sin", self)
+
+    def cos(self) -> Expr:
+        return apply("cos", self)
+
+    def sqrt(self) -> Expr:
+        return apply("sqrt", self)
+
+    def __bool__(self) -> bool:
+        return True
+
+
+def _rebuild(text: str) -> Expr:
+    from verifier.parse import parse
+
+    return parse(text)
+
+
+def _param_key(param: Any) -> Any:
+    if isinstance(param, float):
+        # 0.0 and -0.0 are different constants (1/x tells them apart).
+        return (param, math.copysign(1.0, param))
+    return param
+
+
+def _merge_variables(op: str, args: tuple[Expr, ...], param: Any) -> tuple[str, ...]:
+    if op == "var":
+        return (param,)
+    if not args:
+        return ()
+    first = args[0].variables
+    if all(a.variables == first or not a.variables for a in args[1:]):
+        return first  # share the tuple: big graphs keep one copy
+    names = set()
+    for a in args:
+        names.update(a.variables)
+    return tuple(sorted(names, key=natural_key))
+
+
+def _describe(value: Any) -> str:
+    text = repr(value)
+    if len(text) > 60:
+        text = text[:57] + "..."
+    return f"{type(value).__name__} {text}"
+
+
+def _lift(value: Any) -> Expr:
+    if isinstance(value, Expr):
+        return value
+    if isinstance(value, Real) and not isinstance(value, bool):
+        return const(value)
+    raise TypeError(f"expected an expression or a real number, got {_describe(value)}")
+
+
+def var(name: str) -> Expr:
+    """A variable. ``name`` must be an identifier that is not an op name.
+
+    Example:
+        >>> var("x0")
+        Expr('x0')
+    """
+    if not isinstance(name, str) or not IDENTIFIER.match(name):
+        raise ValueError(f"variable name {name!r} is not an identifier (expected e.g. 'x0')")
+    if name in OPS:
+        raise ValueError(f"variable name {name!r} is an op name; choose another")
+    return Expr("var", (), name)
+
+
+def const(value: float) -> Expr:
+    """A finite constant.
+
+    Example:
+        >>> const(2)
+        Expr('2')
+    """
+    if isinstance(value, bool) or not isinstance(value, Real):
+        raise TypeError(f"const() expects a real number, got {_describe(value)}")
+    value = float(value)
+    if not math.isfinite(value):
+        raise ValueError(f"const() expects a finite number, got {value!r}")
+    return Expr("const", (), value)
+
+
+def apply(op: str, *args: Expr, param: float | None = None) -> Expr:
+    """Apply an op of the table.
+
+    Example:
+        >>> apply("pow", var("x"), param=2.5)
+        Expr('x**2.5')
+    """
+    spec = OPS.get(op)
+    if spec is None:
+        raise ValueError(f"unknown op {op!r}; expected one of: {', '.join(OPS)}")
+    if len(args) != spec.arity:
+        raise TypeError(f"{op} takes {spec.arity} argument(s), got {len(args)}")
+    for a in args:
+        if not isinstance(a, Expr):
+            raise TypeError(f"{op}: arguments must be expressions, got {_describe(a)}")
+    if op == "pow":
+        if param is None or not math.isfinite(param):
+            raise ValueError(f"pow: the exponent must be a finite number, got {param!r}")
+        param = float(param)
+    elif param is not None:
+        raise TypeError(f"{op} takes no parameter, got {param!r}")
+    if op == "neg" and args[0].op == "const":
+        # -(2) and -2 are one number: keeping a single form keeps printing exact.
+        return const(-args[0].param)
+    return Expr(op, tuple(args), param)
+
+
+@dataclass(frozen=True)
+class Program:
+    """An expression flattened into straight-line form: what backends evaluate.
+
+    Node ``i`` is ``ops[i]`` applied to the nodes ``args[i]`` (all ``< i``); its
+    ``params[i]`` is the variable's index, the constant's value, pow's exponent or
+    ``None``. The output is the last node. Programs are small, picklable plain data,
+    which is how expressions cross into engine sandboxes.
+    """
+
+    variables: tuple[str, ...]
+    ops: tuple[str, ...]
+    args: tuple[tuple[int, ...], ...]
+    params: tuple[Any, ...]
+
+    def __len__(self) -> int:
+        return len(self.ops)
+
+    @property
+    def output(self) -> int:
+        return len(self.ops) - 1
+
+    def users(self) -> list[int]:
+        """How many argument slots read each node (x*x reads x twice)."""
+        counts = [0] * len(self.ops)
+        for args in self.args:
+            for a in args:
+                counts[a] += 1
+        return counts
+
+    def op_nodes(self) -> Iterator[int]:
+        return (i for i, op in enumerate(self.ops) if op not in ("var", "const"))
+
+
+_PROGRAMS: weakref.WeakKeyDictionary[Expr, Program] = weakref.WeakKeyDictionary()
+
+
+def compile_program(expr: Expr) -> Program:
+    """Flatten ``expr`` (cached per expression).
+
+    Example:
+        >>> compile_program(var("x") * 2).ops
+        ('var', 'const', 'mul')
+    """
+    cached = _PROGRAMS.get(expr)
+    if cached is not None:
+        return cached
+    nodes = expr.nodes()
+    variables = expr.variables
+    var_index = {name: i for i, name in enumerate(variables)}
+    index = {id(n): i for i, n in enumerate(nodes)}
+    ops, args, params = [], [], []
+    for node in nodes:
+        ops.append(node.op)
+        args.append(tuple(index[id(a)] for a in node.args))
+        params.append(var_index[node.param] if node.op == "var" else node.param)
+    program = Program(variables, tuple(ops), tuple(args), tuple(params))
+    _PROGRAMS[expr] = program
+    return program
+
+
+def from_program(program: Program) -> Expr:
+    """Rebuild the expression of a program."""
+    built: list[Expr] = []
+    for op, args, param in zip(program.ops, program.args, program.params):
+        if op == "var":
+            built.append(var(program.variables[param]))
+        elif op == "const":
+            built.append(const(param))
+        else:
+            built.append(apply(op, *(built[a] for a in args), param=param))
+    return built[-1]
+

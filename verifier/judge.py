@@ -1,0 +1,158 @@
+"""The judge: does an engine's answer at one point really disagree with the truth?
+
+The reference (:mod:`verifier.reference`) has already classified the point and
+given, for the value and each partial derivative, the noise floor of a correct
+float64 computation there. The judge compares with that floor, not with fixed
+tolerances:
+
+==========================  =================================================
+error <= ``PASS`` floors    agrees
+up to ``ERROR`` floors      precision warning (worse than float64 allows here)
+beyond                      error: a wrong value or derivative
+==========================  =================================================
+
+Exceptions are part of the contract: where the value is defined, raising is a
+finding; outside the domain, raising or returning nan/inf are both fine, while a
+complex number or a finite number is a (warning-level) robustness finding. At kinks
+anything between the one-sided derivatives passes.
+
+Example:
+    >>> from verifier.parse import parse
+    >>> from verifier.expr import compile_program
+    >>> from verifier.reference import exact
+    >>> from verifier.run_engine import EngineOutcome
+    >>> program = compile_program(parse("tanh(x)"))
+    >>> truth = exact(program, (0.5,))
+    >>> [v.kind for v in judge_point(truth, EngineOutcome("ok", 0.46211715726000974, (0.7,)), ("x",))]
+    ['gradient']
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any, Sequence
+
+from verifier.reference import PointReference
+from verifier.run_engine import EngineOutcome
+
+__all__ = ["Verdict", "judge_point", "judge_oracle", "PASS", "ERROR", "format_point"]
+
+PASS = 4.0
+ERROR = 1024.0
+PRECISION_ONLY = 1e-5  # relative errors below this are precision losses, not wrong formulas
+KIND_ORDER = ("crash", "timeout", "exception", "invalid", "value", "gradient")
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """One disagreement at one point.
+
+    Attributes:
+        kind: ``value``, ``gradient``, ``exception`` or ``invalid``.
+        severity: ``error`` or ``warning``.
+        cause: ``engine`` (wrong), ``precision`` (right formula, too much rounding),
+            ``domain`` (robustness outside the domain).
+        message: one labelled sentence.
+        variable: index of the partial derivative concerned, if any.
+        error, floor: absolute error against the reference and the noise floor.
+    """
+
+    kind: str
+    severity: str
+    cause: str
+    message: str
+    variable: int | None = None
+    error: float = math.nan
+    floor: float = math.nan
+
+    @property
+    def ratio(self) -> float:
+        if not (self.floor > 0):
+            return math.inf if self.error > 0 else math.nan
+        return self.error / self.floor
+
+
+def format_number(x: Any) -> str:
+    if x is None:
+        return "None"
+    if isinstance(x, complex):
+        return f"complex {x}"
+    if isinstance(x, float) and x.is_integer() and abs(x) < 1e15:
+        return str(int(x)) if x != 0 or math.copysign(1, x) > 0 else "-0.0"
+    return repr(x) if isinstance(x, float) else str(x)
+
+
+def format_point(variables: Sequence[str], point: Sequence[float]) -> str:
+    """``x0=1.5, x1=-2`` (numbers shown so that they parse back exactly)."""
+    return ", ".join(f"{name}={format_number(float(x))}" for name, x in zip(variables, point))
+
+
+def _is_finite_number(x: Any) -> bool:
+    return isinstance(x, float) and math.isfinite(x)
+
+
+def _compare(kind: str, label: str, got: Any, want: float, low: float, high: float, floor: float) -> Verdict | None:
+    if isinstance(got, complex):
+        return Verdict(kind, "error", "engine", f"{label} is a complex number {got}; exact {format_number(want)}")
+    if not _is_finite_number(got):
+        return Verdict(kind, "error", "engine", f"{label} is {format_number(got)}; exact {format_number(want)}", error=math.inf, floor=floor)
+    error = max(low - got, got - high, 0.0)
+    if error == 0.0 or error <= PASS * floor:
+        return None
+    if math.isnan(floor):
+        return None  # the noise model broke down here: nothing can be concluded
+    ratio = error / floor if floor > 0 else math.inf
+    relative = error / abs(want) if want else math.inf
+    shown = f"exact {format_number(want)}" if low == high else f"exact between {format_number(low)} and {format_number(high)} (kink)"
+    text = f"{label} is {format_number(got)}, {shown}: error {error:.3g} = {ratio:.3g} x the float64 noise floor"
+    if ratio <= ERROR:
+        return Verdict(kind, "warning", "precision", text + " (more rounding than float64 needs here)", error=error, floor=floor)
+    cause = "precision" if relative <= PRECISION_ONLY else "engine"
+    if cause == "precision":
+        text += f" (relative error {relative:.2g}: precision lost, e.g. single precision or cancellation)"
+    return Verdict(kind, "error", cause, text, error=error, floor=floor)
+
+
+def judge_point(truth: PointReference, outcome: EngineOutcome, variables: Sequence[str], who: str = "engine") -> list[Verdict]:
+    """Every disagreement between ``outcome`` and the truth at one point."""
+    status = truth.status
+    if outcome.status == "invalid":
+        return [Verdict("invalid", "error", "engine", f"{who}: {outcome.error}")]
+    if status in ("not-representable", "ill-conditioned"):
+        return []
+    if status == "outside-domain":
+        value = outcome.value
+        if outcome.status == "exception" or not (isinstance(value, complex) or _is_finite_number(value)):
+            return []  # raising, nan and inf are all fine where the value is undefined
+        shown = f"a complex number {value}" if isinstance(value, complex) else format_number(value)
+        return [Verdict("value", "warning", "domain", f"{who} returned {shown} where the value is undefined ({truth.detail}); raise an error or return nan instead")]
+    verdicts: list[Verdict] = []
+    if outcome.status == "exception":
+        if outcome.stage == "forward" or status != "gradient-undefined":
+            where = "computing the value" if outcome.stage == "forward" else "in backward()"
+            return [Verdict("exception", "error", "engine", f"{who} raised {outcome.error} {where}, where the value and gradient are defined")]
+    value = _compare("value", f"{who} value", outcome.value, truth.value, truth.value, truth.value, truth.value_floor)
+    if value is not None:
+        verdicts.append(value)
+    if outcome.status == "ok" and truth.gradient_judged:
+        for k, name in enumerate(variables):
+            verdict = _compare(
+                "gradient", f"{who} d/d{name}", outcome.gradient[k], truth.gradient[k],
+                truth.gradient_low[k], truth.gradient_high[k], truth.gradient_floor[k],
+            )
+            if verdict is not None:
+                verdicts.append(Verdict(verdict.kind, verdict.severity, verdict.cause, verdict.message, k, verdict.error, verdict.floor))
+    return verdicts
+
+
+def judge_oracle(truth: PointReference, value: float, gradient: Sequence[float], variables: Sequence[str], who: str) -> list[Verdict]:
+    """Judge another float64 oracle (torch) like the engine."""
+    return judge_point(truth, EngineOutcome("ok", float(value), tuple(float(g) for g in gradient)), variables, who)
+
+
+def worst(verdicts: Sequence[Verdict]) -> Verdict | None:
+    """The verdict that names the finding: errors first, then by kind."""
+    if not verdicts:
+        return None
+    return min(verdicts, key=lambda v: (v.severity != "error", KIND_ORDER.index(v.kind) if v.kind in KIND_ORDER else 99))

@@ -1,0 +1,304 @@
+"""The one op table: everything crossgrad knows about each operation.
+
+Adding an op is one entry in :data:`OPS`. Each entry says how to build the op in
+every backend (the engine protocol, SymPy, torch, mpmath and vectorised float64
+numpy), where it is defined, where it has kinks, and how much float64 rounding
+noise one evaluation of it may carry. It holds no derivatives: those come only from
+SymPy (see :mod:`verifier.local`) and from the engines themselves.
+
+Example:
+    >>> from verifier.ops import OPS
+    >>> OPS["tanh"].arity, OPS["tanh"].method
+    (1, 'tanh')
+"""
+
+from __future__ import annotations
+
+import importlib
+import math
+from dataclasses import dataclass
+from typing import Any, Callable
+
+import numpy as np
+
+__all__ = ["Op", "OPS", "Constraint", "op_names", "DEFAULT_OPS"]
+
+
+class _Lazy:
+    """A module imported on first attribute access.
+
+    Engine sandboxes import this table but must not pay for importing SymPy or torch.
+    """
+
+    def __init__(self, name: str) -> None:
+        self._name = name
+        self._module: Any = None
+
+    def __getattr__(self, attr: str) -> Any:
+        if self._module is None:
+            self._module = importlib.import_module(self._name)
+        return getattr(self._module, attr)
+
+
+sympy = _Lazy("sympy")
+torch = _Lazy("torch")
+mpmath = _Lazy("mpmath")
+
+U = 2.0**-53  # unit roundoff of float64
+
+
+@dataclass(frozen=True)
+class Constraint:
+    """Where an op is defined, on one argument.
+
+    ``kind`` is ``"positive"`` (x > 0), ``"nonnegative"`` (x >= 0) or ``"nonzero"``.
+    ``gradient_only`` marks edges where the value exists but the derivative is
+    infinite (sqrt at 0).
+    """
+
+    arg: int
+    kind: str
+    gradient_only: bool = False
+
+    def holds(self, x: Any) -> Any:
+        """Whether ``x`` (a float, an mpf or a numpy array) satisfies the constraint."""
+        if self.kind == "positive":
+            return x > 0
+        if self.kind == "nonnegative":
+            return x >= 0
+        return x != 0
+
+
+@dataclass(frozen=True)
+class Op:
+    """One operation and how every backend builds it.
+
+    Attributes:
+        name: the op's name in expressions, findings and blame ("tanh").
+        arity: 1 or 2 arguments (pow's exponent is a parameter, not an argument).
+        symbol: the infix symbol for operators ("+"), "" for function-style ops.
+        method: the engine method for function-style ops ("tanh"), "" for operators.
+        dunders: the engine attributes whose presence means the op is supported.
+        engine, sympy, torch, mpmath, numpy: builders ``f(*args, p)``; ``p`` is the
+            exponent of pow and ``None`` elsewhere.
+        domain: ``p -> tuple[Constraint, ...]``: where the op is defined.
+        kinks: argument values where the derivative jumps (relu at 0).
+        ulps: rounding of one evaluation, in units of ``value_scale``.
+        value_scale: ``(args, out, p) -> |scale|`` of the terms the value is made of.
+        grad_scales: per argument, ``(args, out, p) -> |scale|`` of the terms of the
+            local derivative; valid formulas (tanh' as 1 - t*t or (1 - t)*(1 + t),
+            cos' as a shifted sin) all err by a few ulps of it.
+    """
+
+    name: str
+    arity: int
+    symbol: str
+    method: str
+    dunders: tuple[str, ...]
+    engine: Callable[..., Any]
+    sympy: Callable[..., Any]
+    torch: Callable[..., Any]
+    mpmath: Callable[..., Any]
+    numpy: Callable[..., Any]
+    value_scale: Callable[..., Any]
+    grad_scales: tuple[Callable[..., Any], ...]
+    domain: Callable[[float | None], tuple[Constraint, ...]] = lambda p: ()
+    kinks: tuple[float, ...] = ()
+    ulps: float = 2.0
+    precedence: int = 9  # for printing: + - 1, * / 2, unary - 3, ** 4, calls 9
+
+
+def _abs(x: Any) -> Any:
+    return np.abs(x)
+
+
+def _zero(args: Any, out: Any, p: Any) -> Any:
+    return 0.0
+
+
+def _pow_domain(p: float | None) -> tuple[Constraint, ...]:
+    assert p is not None
+    if float(p).is_integer():
+        return () if p >= 0 else (Constraint(0, "nonzero"),)
+    if p > 1:
+        return (Constraint(0, "nonnegative"),)
+    if p > 0:  # value at 0 is 0, the slope there is infinite
+        return (Constraint(0, "nonnegative"), Constraint(0, "positive", gradient_only=True))
+    return (Constraint(0, "positive"),)
+
+
+def _pow_numpy(a: Any, p: float) -> Any:
+    return np.power(a, p)
+
+
+def _stable_sigmoid(a: Any) -> Any:
+    # exp of a non-positive number never overflows; both branches are exact forms.
+    e = np.exp(-np.abs(a))
+    return np.where(a >= 0, 1.0 / (1.0 + e), e / (1.0 + e))
+
+
+def _sin_scale(args: Any, out: Any, p: Any) -> Any:
+    # An engine may reduce the argument differently (cos(x - pi/2)): that costs an
+    # ulp of |x| (and of pi/2) in the argument, whatever the output's size.
+    return np.abs(out) + np.abs(args[0]) + 2.0
+
+
+OPS: dict[str, Op] = {
+    op.name: op
+    for op in (
+        Op(
+            "add", 2, "+", "", ("__add__",),
+            engine=lambda a, b, p: a + b, sympy=lambda a, b, p: a + b,
+            torch=lambda a, b, p: a + b, mpmath=lambda a, b, p: a + b,
+            numpy=lambda a, b, p: a + b,
+            value_scale=lambda args, out, p: _abs(args[0]) + _abs(args[1]),
+            grad_scales=(_zero, _zero), precedence=1,
+        ),
+        Op(
+            "sub", 2, "-", "", ("__sub__",),
+            engine=lambda a, b, p: a - b, sympy=lambda a, b, p: a - b,
+            torch=lambda a, b, p: a - b, mpmath=lambda a, b, p: a - b,
+            numpy=lambda a, b, p: a - b,
+            value_scale=lambda args, out, p: _abs(args[0]) + _abs(args[1]),
+            grad_scales=(_zero, _zero), precedence=1,
+        ),
+        Op(
+            "mul", 2, "*", "", ("__mul__",),
+            engine=lambda a, b, p: a * b, sympy=lambda a, b, p: a * b,
+            torch=lambda a, b, p: a * b, mpmath=lambda a, b, p: a * b,
+            numpy=lambda a, b, p: a * b,
+            value_scale=lambda args, out, p: _abs(out),
+            grad_scales=(_zero, _zero), precedence=2,
+        ),
+        Op(
+            "div", 2, "/", "", ("__truediv__",),
+            engine=lambda a, b, p: a / b, sympy=lambda a, b, p: a / b,
+            torch=lambda a, b, p: a / b, mpmath=lambda a, b, p: a / b,
+            numpy=lambda a, b, p: a / b,
+            domain=lambda p: (Constraint(1, "nonzero"),),
+            # a / b may be computed as a * b**-1: two roundings of |a / b|.
+            value_scale=lambda args, out, p: _abs(out),
+            grad_scales=(
+                lambda args, out, p: _abs(1.0 / args[1]),
+                lambda args, out, p: _abs(out / args[1]),
+            ),
+            ulps=3.0, precedence=2,
+        ),
+        Op(
+            "neg", 1, "-", "", ("__neg__",),
+            engine=lambda a, p: -a, sympy=lambda a, p: -a, torch=lambda a, p: -a,
+            mpmath=lambda a, p: -a, numpy=lambda a, p: -a,
+            value_scale=lambda args, out, p: 0.0,
+            grad_scales=(_zero,), precedence=3,
+        ),
+        Op(
+            "pow", 1, "**", "", ("__pow__",),
+            engine=lambda a, p: a**p,
+            sympy=lambda a, p: a ** (sympy.Rational(p) if isinstance(p, (int, float)) else p),
+            torch=lambda a, p: a**p,
+            mpmath=lambda a, p: mpmath.power(a, mpmath.mpf(p)),
+            numpy=_pow_numpy, domain=_pow_domain,
+            # x**p may be computed as exp(p*log(x)): an ulp of p*log|x| in the exponent.
+            value_scale=lambda args, out, p: _abs(out) * (1.0 + np.abs(p * np.log(np.abs(args[0]) + 1e-300))),
+            grad_scales=(
+                lambda args, out, p: 0.0 if p == 0 else _abs(p * np.power(args[0], p - 1.0)) * (1.0 + np.abs(p * np.log(np.abs(args[0]) + 1e-300))),
+            ),
+            ulps=3.0, precedence=4,
+        ),
+        Op(
+            "exp", 1, "", "exp", ("exp",),
+            engine=lambda a, p: a.exp(), sympy=lambda a, p: sympy.exp(a),
+            torch=lambda a, p: torch.exp(a), mpmath=lambda a, p: mpmath.exp(a),
+            numpy=lambda a, p: np.exp(a),
+            value_scale=lambda args, out, p: _abs(out),
+            grad_scales=(lambda args, out, p: _abs(out),),
+        ),
+        Op(
+            "log", 1, "", "log", ("log",),
+            engine=lambda a, p: a.log(), sympy=lambda a, p: sympy.log(a),
+            torch=lambda a, p: torch.log(a), mpmath=lambda a, p: mpmath.log(a),
+            numpy=lambda a, p: np.log(a),
+            domain=lambda p: (Constraint(0, "positive"),),
+            value_scale=lambda args, out, p: _abs(out) + 1.0,
+            grad_scales=(lambda args, out, p: _abs(1.0 / args[0]),),
+        ),
+        Op(
+            "tanh", 1, "", "tanh", ("tanh",),
+            engine=lambda a, p: a.tanh(), sympy=lambda a, p: sympy.tanh(a),
+            torch=lambda a, p: torch.tanh(a), mpmath=lambda a, p: mpmath.tanh(a),
+            numpy=lambda a, p: np.tanh(a),
+            value_scale=lambda args, out, p: _abs(out),
+            # 1 - t*t: its terms are of size 1 even where the result is tiny.
+            grad_scales=(lambda args, out, p: 1.0 + out * out,),
+        ),
+        Op(
+            "relu", 1, "", "relu", ("relu",),
+            engine=lambda a, p: a.relu(), sympy=lambda a, p: sympy.Max(0, a),
+            torch=lambda a, p: torch.relu(a), mpmath=lambda a, p: max(a, 0),
+            numpy=lambda a, p: np.maximum(a, 0.0),
+            value_scale=lambda args, out, p: 0.0,
+            grad_scales=(_zero,), kinks=(0.0,),
+        ),
+        Op(
+            "sigmoid", 1, "", "sigmoid", ("sigmoid",),
+            engine=lambda a, p: a.sigmoid(),
+            sympy=lambda a, p: 1 / (1 + sympy.exp(-a)),
+            torch=lambda a, p: torch.sigmoid(a),
+            mpmath=lambda a, p: 1 / (1 + mpmath.exp(-a)),
+            numpy=lambda a, p: _stable_sigmoid(a),
+            value_scale=lambda args, out, p: _abs(out),
+            # s * (1 - s): 1 - s cancels when s is near 1, an ulp of s.
+            grad_scales=(lambda args, out, p: _abs(out),),
+            ulps=3.0,
+        ),
+        Op(
+            "sin", 1, "", "sin", ("sin",),
+            engine=lambda a, p: a.sin(), sympy=lambda a, p: sympy.sin(a),
+            torch=lambda a, p: torch.sin(a), mpmath=lambda a, p: mpmath.sin(a),
+            numpy=lambda a, p: np.sin(a),
+            value_scale=_sin_scale, grad_scales=(_sin_scale,),
+        ),
+        Op(
+            "cos", 1, "", "cos", ("cos",),
+            engine=lambda a, p: a.cos(), sympy=lambda a, p: sympy.cos(a),
+            torch=lambda a, p: torch.cos(a), mpmath=lambda a, p: mpmath.cos(a),
+            numpy=lambda a, p: np.cos(a),
+            value_scale=_sin_scale, grad_scales=(_sin_scale,),
+        ),
+        Op(
+            "sqrt", 1, "", "sqrt", ("sqrt",),
+            engine=lambda a, p: a.sqrt(), sympy=lambda a, p: sympy.sqrt(a),
+            torch=lambda a, p: torch.sqrt(a), mpmath=lambda a, p: mpmath.sqrt(a),
+            numpy=lambda a, p: np.sqrt(a),
+            domain=lambda p: (Constraint(0, "nonnegative"), Constraint(0, "positive", gradient_only=True)),
+            value_scale=lambda args, out, p: _abs(out),
+            grad_scales=(lambda args, out, p: _abs(0.5 / out),),
+        ),
+    )
+}
+
+DEFAULT_OPS: tuple[str, ...] = tuple(OPS)
+FUNCTIONS: tuple[str, ...] = tuple(name for name, op in OPS.items() if op.method)
+BINARY_SYMBOLS: dict[str, str] = {op.symbol: name for name, op in OPS.items() if op.arity == 2}
+
+
+def op_names(spec: str | None) -> tuple[str, ...]:
+    """Parse a comma-separated op list ("tanh,mul") against the table.
+
+    Example:
+        >>> op_names("mul, tanh")
+        ('mul', 'tanh')
+
+    Raises:
+        ValueError: naming the unknown op and listing the known ones.
+    """
+    if spec is None or not spec.strip():
+        return DEFAULT_OPS
+    names = tuple(dict.fromkeys(part.strip() for part in spec.split(",") if part.strip()))
+    for name in names:
+        if name not in OPS:
+            raise ValueError(f"unknown op {name!r}; expected some of: {', '.join(OPS)}")
+    return names
+
+
+

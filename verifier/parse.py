@@ -1,0 +1,233 @@
+"""A safe parser for expressions written in Python's syntax.
+
+The text is parsed by :func:`ast.parse` and then walked against a whitelist (never
+evaluated): numbers, variables, ``+ - * /``, unary ``-``, ``** number`` and the ops'
+functions, called as ``tanh(x)`` or as methods ``x.tanh()``. Big graphs may name
+intermediate results: ``t1 = x0 * x1; t2 = tanh(t1); t2 + t1``. Sizes, constants and
+exponents are limited, and every error names the offending text and its column.
+
+Example:
+    >>> str(parse("tanh(x0*x1) - 3/x1 + x0**2.5"))
+    'tanh(x0 * x1) - 3 / x1 + x0**2.5'
+    >>> parse("x0 ** x1")
+    Traceback (most recent call last):
+    ...
+    verifier.parse.ParseError: pow: the exponent must be a number (like 2, -1 or 1/3), got 'x1' at column 6
+"""
+
+from __future__ import annotations
+
+import ast
+import math
+from dataclasses import dataclass
+
+from verifier.expr import Expr, apply, const, var
+from verifier.ops import FUNCTIONS, OPS
+
+__all__ = ["parse", "ParseError", "ParseLimits"]
+
+_BINARY = {ast.Add: "add", ast.Sub: "sub", ast.Mult: "mul", ast.Div: "div"}
+_ALLOWED = "numbers, variables, + - * /, unary -, ** number, and " + ", ".join(f"{f}()" for f in FUNCTIONS)
+
+
+@dataclass(frozen=True)
+class ParseLimits:
+    """Bounds on what :func:`parse` accepts."""
+
+    max_length: int = 5_000_000
+    max_nodes: int = 2_000_000
+    max_constant: float = 1e15
+    max_exponent: float = 64.0
+    max_variables: int = 100_000
+
+
+class ParseError(ValueError):
+    """A one-line error naming the bad text and where it is.
+
+    Attributes:
+        text: the source being parsed.
+        line, column: 1-based position of the problem (0 when unknown).
+    """
+
+    def __init__(self, message: str, text: str = "", line: int = 0, column: int = 0) -> None:
+        self.message, self.text, self.line, self.column = message, text, line, column
+        where = ""
+        if column:
+            where = f" at column {column}" if text.count("\n") == 0 else f" at line {line}, column {column}"
+        super().__init__(message + where)
+
+    def pointer(self) -> str:
+        """The offending source line with a caret under the problem."""
+        if not self.line:
+            return ""
+        source = self.text.splitlines()[self.line - 1] if self.text else ""
+        return f"{source}\n{' ' * (self.column - 1)}^"
+
+
+def _snippet(text: str, node: ast.AST) -> str:
+    part = ast.get_source_segment(text, node) or type(node).__name__
+    return part if len(part) <= 40 else part[:37] + "..."
+
+
+class _Walker:
+    def __init__(self, text: str, limits: ParseLimits) -> None:
+        self.text, self.limits = text, limits
+        self.bound: dict[str, Expr] = {}
+        self.free: set[str] = set()
+        self.count = 0
+
+    def fail(self, message: str, node: ast.AST | None = None) -> ParseError:
+        if node is None or not hasattr(node, "lineno"):
+            return ParseError(message, self.text)
+        line = node.lineno
+        # col_offset counts UTF-8 bytes; convert to characters for the caret.
+        source_line = self.text.splitlines()[line - 1] if self.text else ""
+        column = len(source_line.encode()[: node.col_offset].decode(errors="replace")) + 1
+        return ParseError(message, self.text, line, column)
+
+    def exponent(self, node: ast.expr) -> float:
+        value = self.number(node)
+        if value is None and isinstance(node, ast.BinOp) and isinstance(node.op, ast.Div):
+            top, bottom = self.number(node.left), self.number(node.right)
+            if top is not None and bottom:
+                value = top / bottom
+        if value is None:
+            raise self.fail(f"pow: the exponent must be a number (like 2, -1 or 1/3), got {_snippet(self.text, node)!r}", node)
+        if abs(value) > self.limits.max_exponent:
+            raise self.fail(f"pow: exponent {value!r} is too large (|p| <= {self.limits.max_exponent:g})", node)
+        return value
+
+    def number(self, node: ast.expr) -> float | None:
+        sign = 1.0
+        while isinstance(node, ast.UnaryOp) and isinstance(node.op, (ast.USub, ast.UAdd)):
+            sign = -sign if isinstance(node.op, ast.USub) else sign
+            node = node.operand
+        if isinstance(node, ast.Constant) and type(node.value) in (int, float):
+            return sign * self.constant(node)
+        return None
+
+    def constant(self, node: ast.Constant) -> float:
+        try:
+            value = float(node.value)
+        except OverflowError:
+            value = math.inf
+        if not math.isfinite(value) or abs(value) > self.limits.max_constant:
+            raise self.fail(f"constant {_snippet(self.text, node)} is out of range (|c| <= {self.limits.max_constant:g})", node)
+        return value
+
+    def name(self, node: ast.Name) -> Expr:
+        if node.id in self.bound:
+            return self.bound[node.id]
+        if node.id in OPS:
+            hint = f"; write {node.id}(x)" if node.id in FUNCTIONS else ""
+            raise self.fail(f"{node.id!r} is an op, not a variable{hint}", node)
+        self.free.add(node.id)
+        if len(self.free) > self.limits.max_variables:
+            raise self.fail(f"too many variables (at most {self.limits.max_variables})", node)
+        return var(node.id)
+
+    def children(self, node: ast.AST) -> list[ast.expr]:
+        """The sub-expressions to build first; raises on anything not whitelisted."""
+        if isinstance(node, ast.BinOp):
+            if isinstance(node.op, ast.Pow):
+                return [node.left]
+            if type(node.op) not in _BINARY:
+                raise self.fail(f"operator {_snippet(self.text, node)!r} is not allowed; expected {_ALLOWED}", node)
+            return [node.left, node.right]
+        if isinstance(node, ast.UnaryOp):
+            if not isinstance(node.op, (ast.USub, ast.UAdd)):
+                raise self.fail(f"{_snippet(self.text, node)!r} is not allowed; expected {_ALLOWED}", node)
+            return [node.operand]
+        if isinstance(node, ast.Call):
+            func = node.func
+            if node.keywords or any(isinstance(a, ast.Starred) for a in node.args):
+                raise self.fail("function calls take one plain argument", node)
+            if isinstance(func, ast.Name) and func.id in FUNCTIONS:
+                if len(node.args) != 1:
+                    raise self.fail(f"{func.id}() takes exactly one argument", node)
+                return [node.args[0]]
+            if isinstance(func, ast.Attribute) and func.attr in FUNCTIONS:
+                if node.args:
+                    raise self.fail(f".{func.attr}() takes no arguments", node)
+                return [func.value]
+            called = _snippet(self.text, func)
+            raise self.fail(f"unknown function {called!r}; expected one of {', '.join(FUNCTIONS)} with one argument", node)
+        if isinstance(node, (ast.Name, ast.Constant)):
+            if isinstance(node, ast.Constant) and type(node.value) not in (int, float):
+                raise self.fail(f"{_snippet(self.text, node)!r} is not a real number", node)
+            return []
+        raise self.fail(f"{_snippet(self.text, node)!r} is not allowed; expected {_ALLOWED}", node)
+
+    def build(self, node: ast.AST, parts: list[Expr]) -> Expr:
+        self.count += 1
+        if self.count > self.limits.max_nodes:
+            raise self.fail(f"expression is too large (more than {self.limits.max_nodes} nodes)", node)
+        if isinstance(node, ast.Constant):
+            return const(self.constant(node))
+        if isinstance(node, ast.Name):
+            return self.name(node)
+        if isinstance(node, ast.BinOp):
+            if isinstance(node.op, ast.Pow):
+                return apply("pow", parts[0], param=self.exponent(node.right))
+            return apply(_BINARY[type(node.op)], *parts)
+        if isinstance(node, ast.UnaryOp):
+            return apply("neg", parts[0]) if isinstance(node.op, ast.USub) else parts[0]
+        func = node.func  # a whitelisted call
+        return apply(func.id if isinstance(func, ast.Name) else func.attr, parts[0])
+
+    def expression(self, root: ast.expr) -> Expr:
+        """Post-order walk with an explicit stack: nesting depth is not limited here."""
+        done: dict[int, Expr] = {}
+        stack: list[tuple[ast.AST, bool]] = [(root, False)]
+        while stack:
+            node, ready = stack.pop()
+            if ready:
+                kids = self.children(node)
+                done[id(node)] = self.build(node, [done[id(k)] for k in kids])
+                continue
+            if isinstance(node, ast.UnaryOp) and isinstance(node.op, ast.USub) and self.number(node) is not None:
+                done[id(node)] = const(self.number(node))  # "-2" is a number, not neg(2)
+                continue
+            stack.append((node, True))
+            stack.extend((kid, False) for kid in reversed(self.children(node)))
+        return done[id(root)]
+
+    def module(self, tree: ast.Module) -> Expr:
+        if not tree.body:
+            raise ParseError("empty expression: expected e.g. 'tanh(x0 * x1)'", self.text)
+        *assignments, last = tree.body
+        for statement in assignments:
+            if not (isinstance(statement, ast.Assign) and len(statement.targets) == 1 and isinstance(statement.targets[0], ast.Name)):
+                raise self.fail("only 'name = expression' may come before the final expression", statement)
+            target = statement.targets[0].id
+            if target in OPS or target in self.bound or target in self.free:
+                raise self.fail(f"name {target!r} is already used; choose a fresh name", statement)
+            self.bound[target] = self.expression(statement.value)
+        if not isinstance(last, ast.Expr):
+            raise self.fail("the last statement must be the expression itself", last)
+        return self.expression(last.value)
+
+
+def parse(text: str, *, limits: ParseLimits = ParseLimits()) -> Expr:
+    """Parse ``text`` into an :class:`~verifier.expr.Expr` without evaluating it.
+
+    Args:
+        text: e.g. ``"tanh(x0*x1) - 3/x1 + x0**2.5"``; statements may be separated
+            by newlines or ``;``.
+        limits: size, constant and exponent bounds.
+
+    Raises:
+        ParseError: a ValueError with a one-line message naming the bad text.
+    """
+    if not isinstance(text, str):
+        raise ParseError(f"expected the expression as a string, got {type(text).__name__}")
+    if len(text) > limits.max_length:
+        raise ParseError(f"expression text is too long ({len(text)} characters, at most {limits.max_length})")
+    try:
+        tree = ast.parse(text.strip(), mode="exec")
+    except SyntaxError as error:
+        line, column = error.lineno or 0, error.offset or 0
+        raise ParseError(f"invalid syntax ({error.msg})", text.strip(), line, column) from None
+    except (RecursionError, MemoryError):
+        raise ParseError("expression is nested too deeply; name intermediate results (t1 = ...; t2 = ...)") from None
+    return _Walker(text.strip(), limits).module(tree)

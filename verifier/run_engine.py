@@ -1,0 +1,191 @@
+"""Running the engine under test through the micrograd protocol.
+
+This module is what engine sandboxes import, so it stays light (no SymPy, no torch).
+It builds a program's graph with the engine's own operators and methods (numbers
+stay plain Python numbers, so ``3 - x`` really calls ``__rsub__``), calls
+``backward()``, and reads ``.data`` and ``.grad`` back. Whatever the engine does
+(raise, return None, return a complex number, recurse forever) becomes data in an
+:class:`EngineOutcome`; it is never re-raised.
+
+Example:
+    >>> from engine import Value
+    >>> from verifier.parse import parse
+    >>> from verifier.expr import compile_program
+    >>> [outcome] = run(Value, compile_program(parse("x * x")), [(3.0,)])
+    >>> outcome.status, outcome.value, outcome.gradient
+    ('ok', 9.0, (6.0,))
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from numbers import Real
+from typing import Any, Sequence
+
+from verifier.expr import Program
+from verifier.ops import OPS
+
+__all__ = ["EngineOutcome", "probe", "run", "describe_error"]
+
+MAX_MESSAGE = 300
+
+
+@dataclass(frozen=True)
+class EngineOutcome:
+    """What the engine did at one point.
+
+    Attributes:
+        status: ``ok``; ``exception`` (it raised); ``invalid`` (an op returned
+            something that is not a Value, e.g. None, or ``.data``/``.grad`` was not
+            a number).
+        value: the output's ``.data`` as a float, ``complex`` if it was one, or None.
+        gradient: each variable's ``.grad`` (None where unreadable).
+        error: ``"TypeError: ..."`` for exceptions and invalid results.
+        stage: ``forward`` or ``backward``: where it went wrong.
+        node: the program node whose op raised or returned junk (forward only).
+        node_values, node_grads: every node's ``.data`` and ``.grad`` (on request).
+    """
+
+    status: str
+    value: float | complex | None
+    gradient: tuple[float | complex | None, ...] | None
+    error: str = ""
+    stage: str = ""
+    node: int | None = None
+    node_values: tuple[Any, ...] | None = None
+    node_grads: tuple[Any, ...] | None = None
+
+
+def describe_error(error: BaseException) -> str:
+    """``Type: message``, one line, bounded, safe even if ``str()`` itself fails."""
+    try:
+        message = str(error)
+    except Exception:  # noqa: BLE001 - hostile __str__
+        message = "<unprintable message>"
+    text = f"{type(error).__name__}: {message}" if message else type(error).__name__
+    text = " ".join(text.split())
+    return text if len(text) <= MAX_MESSAGE else text[: MAX_MESSAGE - 3] + "..."
+
+
+def probe(engine: type) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """The ops the engine supports and those it lacks (by its operators/methods).
+
+    Example:
+        >>> from engine import Value
+        >>> supported, missing = probe(Value)
+        >>> missing
+        ()
+    """
+    supported, missing = [], []
+    for name, op in OPS.items():
+        has = all(callable(getattr(engine, attr, None)) for attr in op.dunders)
+        (supported if has else missing).append(name)
+    return tuple(supported), tuple(missing)
+
+
+class _Junk(Exception):
+    """An op returned something that is not a Value."""
+
+
+def _number(x: Any) -> float | complex | None:
+    if isinstance(x, bool):
+        return float(x)
+    if isinstance(x, Real):
+        return float(x)
+    if isinstance(x, complex):
+        return x
+    try:
+        return float(x)
+    except Exception:  # noqa: BLE001 - e.g. None, a tensor, a string
+        return None
+
+
+def _read(node: Any, attribute: str) -> float | complex | None:
+    try:
+        return _number(getattr(node, attribute))
+    except RecursionError:
+        raise
+    except Exception:  # noqa: BLE001 - a property that raises counts as unreadable
+        return None
+
+
+def _describe_result(result: Any) -> str:
+    if result is None:
+        return "None"
+    try:
+        text = repr(result)
+    except Exception:  # noqa: BLE001
+        text = f"<{type(result).__name__}>"
+    return text if len(text) <= 80 else text[:77] + "..."
+
+
+def _build(engine: type, program: Program, point: Sequence[float]) -> tuple[list[Any], list[Any]]:
+    built: list[Any] = []
+    leaves: list[Any] = [None] * len(program.variables)
+    for i, (op, args, param) in enumerate(zip(program.ops, program.args, program.params)):
+        if op == "var":
+            leaf = engine(float(point[param]))
+            leaves[param] = leaf
+            built.append(leaf)
+        elif op == "const":
+            built.append(param)
+        else:
+            spec = OPS[op]
+            argv = [built[j] for j in args]
+            if all(isinstance(a, float) for a in argv) or spec.method:
+                # Methods need a Value: wrap constant arguments as (gradient-free) leaves.
+                argv = [engine(a) if isinstance(a, float) else a for a in argv]
+            try:
+                result = spec.engine(*argv, param)
+            except BaseException as error:
+                error.node = i  # type: ignore[attr-defined]
+                raise
+            if result is None or isinstance(result, (int, float, complex)) or not hasattr(result, "data"):
+                error = _Junk(f"{op} returned {_describe_result(result)} instead of a Value")
+                error.node = i  # type: ignore[attr-defined]
+                raise error
+            built.append(result)
+    return built, leaves
+
+
+def _evaluate(engine: type, program: Program, point: Sequence[float], record: bool) -> EngineOutcome:
+    stage, built, value = "forward", [], None
+    try:
+        built, leaves = _build(engine, program, point)
+        out = built[-1]
+        value = _read(out, "data")
+        if value is None:
+            return EngineOutcome("invalid", None, None, f"output .data is {_describe_result(getattr(out, 'data', None))}, not a number", stage, program.output)
+        stage = "backward"
+        out.backward()
+        gradient = tuple(_read(leaf, "grad") for leaf in leaves)
+    except (KeyboardInterrupt, GeneratorExit):
+        raise
+    except BaseException as error:  # noqa: BLE001 - SystemExit from a hostile engine too
+        status = "invalid" if isinstance(error, _Junk) else "exception"
+        return EngineOutcome(status, value, None, describe_error(error), stage, getattr(error, "node", None), *_nodes(built, record))
+    if any(g is None for g in gradient):
+        return EngineOutcome("invalid", value, gradient, ".grad of a leaf is not a number", stage, None, *_nodes(built, record))
+    return EngineOutcome("ok", value, gradient, "", "", None, *_nodes(built, record))
+
+
+def _nodes(built: list[Any], record: bool) -> tuple[Any, Any]:
+    if not record:
+        return None, None
+    values = tuple(n if isinstance(n, float) else _read(n, "data") for n in built)
+    grads = tuple(None if isinstance(n, float) else _read(n, "grad") for n in built)
+    return values, grads
+
+
+def run(engine: type, program: Program, points: Sequence[Sequence[float]], *, record: bool = False) -> list[EngineOutcome]:
+    """Evaluate ``program`` with ``engine`` at each point (a fresh graph per point).
+
+    Args:
+        record: also return every node's ``.data`` and ``.grad`` (for blame).
+    """
+    return [_evaluate(engine, program, point, record) for point in points]
+
+
+def finite(x: Any) -> bool:
+    return isinstance(x, float) and math.isfinite(x)

@@ -1,0 +1,232 @@
+"""Hypothesis strategies for expressions and the points to evaluate them at.
+
+Both are decoded from fixed-size byte strings drawn by Hypothesis: each byte is one
+choice (which op, which earlier result to use, which number), and a zero byte is
+always the simplest choice. Hypothesis shrinks the bytes towards zeros, so
+expressions shrink towards one op on variables and numbers towards 0, 1 and other
+simple values. One draw per expression (and one per batch of points) keeps
+generation near 0.4 ms a case, where a draw per choice cost 2.5 ms: Hypothesis
+spends about 20 microseconds on each draw, and campaigns judge hundreds of cases a
+second.
+
+Expressions are short straight-line programs: each step applies an op to earlier
+results, variables or (at most one) constant. Using an earlier result twice makes
+a shared node, so the graphs are DAGs with sharing.
+
+Points mix simple values, ordinary ones (|x| < 4), large magnitudes (|x| up to
+1024, where naive tanh, sigmoid and exp formulas overflow), tiny ones (down to
+1e-300), and exact copies of the previous coordinate (x0 - x1 == 0: kinks of relu
+and edges of log, sqrt and division).
+
+Example:
+    >>> from hypothesis import given
+    >>> @given(expressions(ops=("mul", "tanh"), max_leaves=4))
+    ... def test_prints_and_parses(e):
+    ...     from verifier.parse import parse
+    ...     assert parse(str(e)) is e
+    >>> test_prints_and_parses()
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Sequence
+
+import numpy as np
+from hypothesis import strategies as st
+
+from verifier.expr import Expr, apply, const, var
+from verifier.ops import DEFAULT_OPS, OPS
+
+__all__ = ["expressions", "scalars", "points", "cases", "Case", "EXPONENTS", "SIMPLE", "variable_names", "decode_scalar"]
+
+# Integers, fractions, negatives: each exercises a different branch of pow.
+EXPONENTS: tuple[float, ...] = (2.0, 3.0, 0.5, -1.0, 2.5, -2.0, 1.5, -0.5, 1.0 / 3.0, 0.0, 1.0, 4.0)
+SIMPLE: tuple[float, ...] = (0.0, 1.0, -1.0, 2.0, -2.0, 0.5, -0.5, 3.0, 10.0, -3.0)
+CONSTANTS: tuple[float, ...] = (1.0, 2.0, 0.5, 3.0, -1.0, 10.0, -2.0, 0.1, 1e-3, 100.0)
+TINY_MANTISSAS: tuple[float, ...] = (1.0, -1.0, 1.5, -3.0, 2.5, -7.0)
+SCALAR_BYTES = 5  # one class byte and four bytes of value per coordinate
+STEP_BYTES = 6  # most bytes one expression step reads
+
+
+def _check(name: str, value: object, ok: bool, expected: str, hint: str = "") -> None:
+    if not ok:
+        raise ValueError(f"{name}={value!r}: expected {expected}" + (f" ({hint})" if hint else ""))
+
+
+def variable_names(variables: int | Sequence[str]) -> tuple[str, ...]:
+    """``3`` -> ``('x0', 'x1', 'x2')``; names are checked and kept in order."""
+    if isinstance(variables, int) and not isinstance(variables, bool):
+        _check("variables", variables, 1 <= variables <= 1000, "an int in [1, 1000] or a list of names")
+        return tuple(f"x{i}" for i in range(variables))
+    names = tuple(variables)
+    _check("variables", variables, len(names) >= 1, "at least one variable name")
+    for name in names:
+        var(name)  # validates
+    return names
+
+
+def _ops(ops: Sequence[str] | None) -> tuple[str, ...]:
+    chosen = DEFAULT_OPS if ops is None else tuple(ops)
+    _check("ops", ops, len(chosen) > 0, "a non-empty sequence of op names", f"known: {', '.join(OPS)}")
+    for name in chosen:
+        _check("ops", ops, name in OPS, "op names from the table", f"{name!r} is unknown; known: {', '.join(OPS)}")
+    return chosen
+
+
+class _Choices:
+    """Reads choices from bytes; past the end every choice is the simplest (0)."""
+
+    def __init__(self, data: bytes) -> None:
+        self.data, self.at = data, 0
+
+    def byte(self) -> int:
+        value = self.data[self.at] if self.at < len(self.data) else 0
+        self.at += 1
+        return value
+
+    def below(self, n: int) -> int:
+        return self.byte() % n
+
+
+def decode_scalar(chunk: bytes, previous: float | None = None) -> float:
+    """One coordinate from :data:`SCALAR_BYTES` bytes.
+
+    The class byte picks, from simplest up: a simple value (1/4 of the time), an
+    ordinary one (|x| < 4, 3/8), a copy of the previous coordinate (1/8), a large
+    one (|x| < 1024, 1/8 or 1/4 when there is nothing to copy) or a tiny one (1/8);
+    smaller value bytes give numbers with fewer significant bits.
+    """
+    kind = chunk[0] if chunk else 0
+    m = int.from_bytes(chunk[1:5].ljust(4, b"\0"), "big")
+    sign = -1.0 if kind & 1 else 1.0
+    band = kind >> 5  # 8 bands of 32 values
+    if band <= 1:
+        return SIMPLE[kind % len(SIMPLE)]
+    if band <= 4:
+        return sign * m * 2.0**-30  # [0, 4)
+    if band == 5 and previous is not None:
+        return previous
+    if band <= 6:
+        return sign * m * 2.0**-22  # [0, 1024)
+    mantissa = TINY_MANTISSAS[m % len(TINY_MANTISSAS)]
+    return mantissa * 10.0 ** -(4 + (m >> 8) % 297)  # down to 1e-300
+
+
+@st.composite
+def scalars(draw: st.DrawFn) -> float:
+    """Finite floats that matter for gradients (see :func:`decode_scalar`),
+    shrinking towards simple values.
+
+    Example:
+        >>> from hypothesis import given
+        >>> @given(scalars())
+        ... def test_finite(x):
+        ...     assert x == x and abs(x) < 1024
+        >>> test_finite()
+    """
+    return decode_scalar(draw(st.binary(min_size=SCALAR_BYTES, max_size=SCALAR_BYTES)))
+
+
+def _decode_expression(data: bytes, chosen: tuple[str, ...], names: tuple[str, ...], max_leaves: int, constants: bool) -> Expr:
+    choices = _Choices(data)
+    # Variables sit at the end, reversed, so that "most recent" (choice 0) is x0 first.
+    pool: list[Expr] = [var(n) for n in reversed(names)]
+    leaves = 0
+    for _ in range(1 + choices.below(max_leaves)):
+        op = OPS[chosen[choices.below(len(chosen))]]
+        args: list[Expr] = []
+        for position in range(op.arity):
+            c = choices.byte()
+            # One time in eight a constant (at most one per op): 3 - x exercises __rsub__.
+            if constants and op.arity == 2 and c >= 224 and not any(a.op == "const" for a in args):
+                args.append(const(CONSTANTS[choices.below(len(CONSTANTS))]))
+            elif position == 0 and c < 96:
+                args.append(pool[-1])  # chain onto the latest result: deeper graphs
+            else:
+                args.append(pool[-1 - c % len(pool)])
+            leaves += args[-1].is_leaf
+        param = EXPONENTS[choices.below(len(EXPONENTS))] if op.name == "pow" else None
+        pool.append(apply(op.name, *args, param=param))
+        if leaves >= max_leaves:
+            break
+    return pool[-1]
+
+
+def expressions(
+    *,
+    ops: Sequence[str] | None = None,
+    variables: int | Sequence[str] = 3,
+    max_leaves: int = 8,
+    constants: bool = True,
+) -> st.SearchStrategy[Expr]:
+    """Random expression DAGs over ``ops`` and ``variables``.
+
+    Args:
+        ops: op names to use (default: every op of the table).
+        variables: how many variables (named x0, x1, ...) or their names.
+        max_leaves: the most leaf arguments (variables or constants) the steps may
+            take; this also bounds the graph at ``max_leaves`` ops.
+        constants: allow numeric constants as arguments (``3 - x`` exercises
+            ``__rsub__``).
+    """
+    chosen = _ops(ops)
+    names = variable_names(variables)
+    _check("max_leaves", max_leaves, isinstance(max_leaves, int) and 1 <= max_leaves <= 64, "an int in [1, 64]")
+    size = 1 + STEP_BYTES * max_leaves
+    return st.binary(min_size=size, max_size=size).map(
+        lambda data: _decode_expression(data, chosen, names, max_leaves, constants)
+    )
+
+
+def _decode_points(data: bytes, count: int, width: int) -> np.ndarray:
+    out = np.empty((count, width))
+    for row in range(count):
+        previous = None
+        for column in range(width):
+            start = (row * width + column) * SCALAR_BYTES
+            previous = out[row, column] = decode_scalar(data[start:start + SCALAR_BYTES], previous)
+    return out
+
+
+def points(variables: int | Sequence[str], *, count: int = 1) -> st.SearchStrategy[np.ndarray]:
+    """``count`` points as an array of shape (count, variables).
+
+    Each coordinate has its own bytes, so shrinking one does not disturb another.
+    """
+    width = len(variable_names(variables))
+    _check("count", count, isinstance(count, int) and 1 <= count <= 10_000, "an int in [1, 10000]")
+    size = count * width * SCALAR_BYTES
+    return st.binary(min_size=size, max_size=size).map(lambda data: _decode_points(data, count, width))
+
+
+@dataclass(frozen=True)
+class Case:
+    """An expression and the points (over its own variables) to judge it at."""
+
+    expr: Expr
+    points: np.ndarray
+
+    def __repr__(self) -> str:
+        return f"Case({str(self.expr)!r}, points={self.points.tolist()!r})"
+
+
+def cases(*, ops: Sequence[str] | None = None, variables: int | Sequence[str] = 3, max_leaves: int = 8, count: int = 8) -> st.SearchStrategy[Case]:
+    """An expression with ``count`` points over the variables it uses.
+
+    One byte string holds both, at fixed offsets: shrinking the expression does not
+    move the points' bytes.
+    """
+    chosen = _ops(ops)
+    names = variable_names(variables)
+    _check("max_leaves", max_leaves, isinstance(max_leaves, int) and 1 <= max_leaves <= 64, "an int in [1, 64]")
+    _check("count", count, isinstance(count, int) and 1 <= count <= 10_000, "an int in [1, 10000]")
+    head = 1 + STEP_BYTES * max_leaves
+    size = head + count * len(names) * SCALAR_BYTES
+
+    def build(data: bytes) -> Case:
+        expr = _decode_expression(data[:head], chosen, names, max_leaves, True)
+        grid = _decode_points(data[head:], count, len(names))
+        return Case(expr, grid[:, [names.index(n) for n in expr.variables]])
+
+    return st.binary(min_size=size, max_size=size).map(build)
