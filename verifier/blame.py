@@ -62,11 +62,9 @@ def check_alone(host: Any, expr: Expr, point: Sequence[float], severity: str = "
     return [v for v in judge_point(truth, outcome, program.variables) if severity == "warning" or v.severity == "error"]
 
 
-def _op_order(program: Program, first: int | None) -> list[int]:
-    order = list(program.op_nodes())
-    if first is not None and first in order:
-        order.remove(first)
-        order.insert(0, first)
+def _op_order(program: Program, first: int | None, prefer: str | None) -> list[int]:
+    """The node that raised first, then nodes of the preferred op, then the rest."""
+    order = sorted(program.op_nodes(), key=lambda i: (i != first, program.ops[i] != prefer))
     return order
 
 
@@ -77,6 +75,7 @@ def blame_engine(
     outcome: EngineOutcome | None,
     reference_values: Sequence[float],
     severity: str = "error",
+    prefer: str | None = None,
 ) -> Blame:
     """Blame an op (or the backward pass) for a failure at ``point``.
 
@@ -86,13 +85,14 @@ def blame_engine(
             for what the engine would have seen).
         reference_values: the exact value of every node, as floats.
         severity: ``"warning"`` to blame a warning (a robustness or precision issue).
+        prefer: check nodes of this op first (when shrinking a finding about it).
     """
     inputs: Sequence[Any] = reference_values
     if outcome is not None and outcome.node_values is not None and len(outcome.node_values) == len(program):
         # Where the engine built the node, use what it saw; past a failure, the truth.
         inputs = [seen if isinstance(seen, float) else truth for seen, truth in zip(outcome.node_values, reference_values)]
     first = outcome.node if outcome is not None else None
-    for i in _op_order(program, first):
+    for i in _op_order(program, first, prefer):
         alone = alone_expression(program, i, inputs)
         if alone is None:
             continue
@@ -107,7 +107,7 @@ def blame_engine(
             )
     if "add" in set(getattr(host, "supported", ())):
         present = list(dict.fromkeys(program.ops[i] for i in program.op_nodes()))
-        present.sort(key=lambda op: op != "add")
+        present.sort(key=lambda op: (op != "add", op != prefer))
         for op in present:
             node = next(i for i in program.op_nodes() if program.ops[i] == op)
             alone = alone_expression(program, node, inputs)

@@ -39,7 +39,7 @@ from hypothesis.errors import NoSuchExample, Unsatisfiable
 from verifier.blame import blame_engine
 from verifier.evaluate import judge_case
 from verifier.evidence import build_finding
-from verifier.expr import Program, compile_program
+from verifier.expr import Program, compile_program, from_program
 from verifier.findings import Blame, Finding, jsonable
 from verifier.hosts import EngineCrash, EngineTimeout, InProcess, Sandbox, open_host
 from verifier.judge import KIND_ORDER, worst
@@ -111,7 +111,10 @@ class CampaignResult:
         ops: the ops exercised (the requested ones the engine supports).
         supported, missing: the engine's ops, and the table's ops it lacks.
         findings: error findings, shrunk and blamed (the JSON ``discrepancies``).
-        warnings: warning findings (precision, robustness outside the domain, oracles).
+        warnings: the engine's warning findings (precision, robustness outside the
+            domain).
+        oracle_findings: where an oracle other than the engine (torch) disagreed with
+            the exact reference: notes for researchers, never the engine's fault.
         counts: judged points by class; notes: oracle limits seen.
         conventions: kink conventions, e.g. ``relu'(0) = 0``.
         duration: seconds; stopped: ``completed``, ``time-budget`` or ``interrupted``.
@@ -133,6 +136,7 @@ class CampaignResult:
     stopped: str
     workers: int = 1
     skipped: int = 0
+    oracle_findings: tuple[Finding, ...] = ()
     settings: dict[str, Any] = field(default_factory=dict)
 
     @property
@@ -176,13 +180,18 @@ class CampaignResult:
             "conventions": list(self.conventions),
             "discrepancies": [f.to_dict() for f in self.findings],
             "warnings": [f.to_dict() for f in self.warnings],
+            "oracle_findings": [f.to_dict() for f in self.oracle_findings],
         })
 
 
 # -- signatures --------------------------------------------------------------
 
-def _case_signatures(host: Any, case: Case, oracles: bool) -> tuple[list[_Occurrence], Any]:
-    """Every distinct signature one case shows (error, warning, crash, oracle)."""
+def _case_signatures(host: Any, case: Case, oracles: bool, prefer: str | None = None) -> tuple[list[_Occurrence], Any]:
+    """Every distinct signature one case shows (error, warning, crash, oracle).
+
+    ``prefer`` names the op to check first when blaming (the op of the finding being
+    shrunk): blaming stops at the first op that is wrong alone.
+    """
     program = compile_program(case.expr)
     report = judge_case(host, program, case.points, oracles=oracles)
     found: list[_Occurrence] = []
@@ -191,7 +200,7 @@ def _case_signatures(host: Any, case: Case, oracles: bool) -> tuple[list[_Occurr
     if report.crash:
         kind = report.crash[0]
         point = case.points[0]
-        blame = blame_engine(host, program, point, None, exact(program, point).node_values)
+        blame = blame_engine(host, program, point, None, exact(program, point).node_values, prefer=prefer)
         found.append(_Occurrence((kind, "engine", blame.op), "error", -1, -1, text, points, 0, blame, report.crash))
         return found, report
     for judgement, severity in ((report.error, "error"), (report.warning, "warning")):
@@ -207,7 +216,7 @@ def _case_signatures(host: Any, case: Case, oracles: bool) -> tuple[list[_Occurr
                 [outcome] = host.run(program, [point], record=True)
             except (EngineCrash, EngineTimeout):
                 outcome = judgement.outcome
-            blame = blame_engine(host, program, point, outcome, judgement.truth.node_values, severity)
+            blame = blame_engine(host, program, point, outcome, judgement.truth.node_values, severity, prefer)
         found.append(_Occurrence((verdict.kind, "engine", blame.op), severity, -1, -1, text, points, judgement.index, blame))
     if report.oracle is not None:
         verdict = worst(report.oracle.verdicts)
@@ -302,7 +311,7 @@ def _shrink(host: Any, config: _Config, occurrence: _Occurrence, quarantine: Seq
         skip = {op for at, op in quarantine if at < index} if best[0] is None else {op for _, op in quarantine}
         if skip and _uses(case, skip):
             return False
-        found, _ = _case_signatures(host, case, oracles=wanted[1] != "engine")
+        found, _ = _case_signatures(host, case, oracles=wanted[1] != "engine", prefer=wanted[2])
         match = next((o for o in found if o.signature == wanted), None)
         if match is not None and (best[0] is None or _size(case) < _size(best[0][0])):
             best[0] = (case, match)
@@ -316,7 +325,62 @@ def _shrink(host: Any, config: _Config, occurrence: _Occurrence, quarantine: Seq
     if best[0] is None:
         return _finding_of(host, occurrence, occurrence, shrunk=False)
     case, match = best[0]
-    return _finding_of(host, occurrence, match, shrunk=True)
+    return _finding_of(host, occurrence, _simplify(host, match), shrunk=True)
+
+
+# Candidate coordinates, simplest first.
+_SIMPLER = (0.0, 1.0, -1.0, 2.0, -2.0, 0.5, -0.5, 3.0, -3.0, 10.0, -10.0)
+
+
+def _candidates(x: float) -> list[float]:
+    """Simpler numbers to try in place of ``x``: small integers and halves, then ``x``
+    rounded to 1, 2 and 3 significant digits."""
+    simple = list(_SIMPLER[: _SIMPLER.index(x)]) if x in _SIMPLER else list(_SIMPLER)
+    rounded: list[float] = []
+    for digits in (1, 2, 3):
+        r = float(f"{x:.{digits}g}")
+        if r != x and r not in rounded and r not in simple:
+            rounded.append(r)
+    return simple + rounded
+
+
+def _renamed(expression: str) -> tuple[str, dict[str, str]]:
+    """The same expression over x0, x1, ... (Hypothesis may have settled on x2)."""
+    program = compile_program(parse(expression))
+    names = {old: f"x{i}" for i, old in enumerate(program.variables)}
+    renamed = Program(tuple(names.values()), program.ops, program.args, program.params)
+    return str(from_program(renamed)), names
+
+
+def _simplify(host: Any, match: _Occurrence) -> _Occurrence:
+    """Polish a shrunk finding: variables renamed x0, x1, ...; each coordinate of the
+    failing point replaced by the simplest number that keeps the same signature."""
+    expression, _ = _renamed(match.expression)
+    point = [float(x) for x in match.points[match.point]]
+    blame = match.blame
+    if blame.form and blame.form_point and blame.form != expression:
+        # The op alone, where blame saw it fail, is smaller than anything shrinking
+        # found, if it shows the same signature.
+        alone, _ = _renamed(blame.form)
+        found, _ = _case_signatures(host, Case(parse(alone), np.array([blame.form_point])), oracles=False, prefer=match.signature[2])
+        same = next((o for o in found if o.signature == match.signature), None)
+        if same is not None:
+            expression, point, match = alone, list(blame.form_point), same
+    expr = parse(expression)
+    best = match
+    for k in range(len(point)):
+        for candidate in _candidates(point[k]):
+            trial = point.copy()
+            trial[k] = candidate
+            found, _ = _case_signatures(host, Case(expr, np.array([trial])), oracles=match.signature[1] != "engine", prefer=match.signature[2])
+            same = next((o for o in found if o.signature == match.signature), None)
+            if same is not None:
+                point, best = trial, same
+                break
+    if best is match:
+        found, _ = _case_signatures(host, Case(expr, np.array([point])), oracles=match.signature[1] != "engine", prefer=match.signature[2])
+        best = next((o for o in found if o.signature == match.signature), match)
+    return best
 
 
 def _finding_of(host: Any, first: _Occurrence, match: _Occurrence, shrunk: bool) -> Finding | None:
@@ -481,13 +545,15 @@ def check_engine(
         host.close()
     stopped = next((r.stopped for r in results if r.stopped), "completed")
     _, counts, notes = _merge(results)
-    errors = tuple(sorted((f for f in findings if f is not None and f.severity == "error"), key=_order))
-    warnings = tuple(sorted((f for f in findings if f is not None and f.severity != "error"), key=_order))
+    found = [f for f in findings if f is not None]
+    errors = tuple(sorted((f for f in found if f.blame.backend == "engine" and f.severity == "error"), key=_order))
+    warnings = tuple(sorted((f for f in found if f.blame.backend == "engine" and f.severity != "error"), key=_order))
+    oracle_findings = tuple(sorted((f for f in found if f.blame.backend != "engine"), key=_order))
     return CampaignResult(
         engine=name, seed=seed, examples=sum(r.examples for r in results), requested=examples,
         ops=tested, supported=tuple(host.supported), missing=missing, findings=errors, warnings=warnings,
         counts=dict(counts), notes=dict(notes), conventions=conventions, duration=time.time() - started,
-        stopped=stopped, workers=workers, skipped=sum(r.skipped for r in results),
+        stopped=stopped, workers=workers, skipped=sum(r.skipped for r in results), oracle_findings=oracle_findings,
         settings={"timeout": timeout, "time_budget": time_budget, "max_leaves": MAX_LEAVES,
                   "points_per_case": POINTS_PER_CASE, "shard_size": SHARD_SIZE},
     )

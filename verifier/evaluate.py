@@ -102,6 +102,11 @@ def judge_case(host: Any, program: Program, points: Sequence[Sequence[float]], *
         truth = truths[p] = exact(program, points[p])
         report.counts[truth.status] += 1
         verdicts = judge_point(truth, outcome, program.variables)
+        if truth.status == "outside-domain" and verdicts and outcome.node_values is None:
+            # Was the finite answer made up at the op that left its domain, or is it
+            # IEEE arithmetic on a nan/inf that op returned? Look at that node.
+            outcome = _recorded(host, program, points[p], outcome)
+            verdicts = judge_point(truth, outcome, program.variables)
         errors = [v for v in verdicts if v.severity == "error"]
         if errors and report.error is None:
             report.error = PointJudgement(p, truth, outcome, errors)
@@ -110,6 +115,13 @@ def judge_case(host: Any, program: Program, points: Sequence[Sequence[float]], *
     if oracles:
         _check_oracles(report, program, points, ref, truths)
     return report
+
+
+def _recorded(host: Any, program: Program, point: Sequence[float], fallback: EngineOutcome) -> EngineOutcome:
+    try:
+        return host.run(program, [point], record=True)[0]
+    except (EngineCrash, EngineTimeout):
+        return fallback
 
 
 def _check_oracles(report: CaseReport, program: Program, points: np.ndarray, ref: Sweep, truths: dict[int, PointReference]) -> None:

@@ -14,8 +14,14 @@ Example:
 
 from __future__ import annotations
 
-import multiprocessing
 import os
+import pickle
+import select
+import signal
+import struct
+import subprocess
+import sys
+import time
 from typing import Any, Sequence
 
 from verifier.expr import Program
@@ -64,8 +70,52 @@ class InProcess:
         self.close()
 
 
-def _serve(conn: Any, target: str) -> None:
-    """The sandbox's main loop (runs in the child process)."""
+_HEADER = struct.Struct("!Q")
+
+
+def _send(stream: Any, message: Any) -> None:
+    payload = pickle.dumps(message, protocol=pickle.HIGHEST_PROTOCOL)
+    stream.write(_HEADER.pack(len(payload)) + payload)
+    stream.flush()
+
+
+def _read_exactly(fd: int, size: int, deadline: float | None) -> bytes:
+    """Read ``size`` bytes from ``fd``; None deadline waits forever.
+
+    Raises:
+        TimeoutError: past the deadline.
+        EOFError: the other side closed (it died).
+    """
+    chunks, remaining = [], size
+    while remaining:
+        wait = None if deadline is None else max(0.0, deadline - time.monotonic())
+        ready, _, _ = select.select([fd], [], [], wait)
+        if not ready:
+            raise TimeoutError
+        chunk = os.read(fd, min(remaining, 1 << 20))
+        if not chunk:
+            raise EOFError
+        chunks.append(chunk)
+        remaining -= len(chunk)
+    return b"".join(chunks)
+
+
+def _receive(fd: int, timeout: float | None) -> Any:
+    deadline = None if timeout is None else time.monotonic() + timeout
+    (size,) = _HEADER.unpack(_read_exactly(fd, _HEADER.size, deadline))
+    return pickle.loads(_read_exactly(fd, size, deadline))
+
+
+def serve(target: str) -> None:
+    """The sandbox's main loop: ``python -m verifier.hosts TARGET``.
+
+    Requests come as pickles on stdin; answers go out on what was stdout, which is
+    then pointed at /dev/null (with stderr) so that the engine's prints go nowhere.
+    Ctrl-C is left to the parent.
+    """
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    requests = sys.stdin.buffer
+    answers = os.fdopen(os.dup(1), "wb")
     devnull = os.open(os.devnull, os.O_WRONLY)
     os.dup2(devnull, 1)
     os.dup2(devnull, 2)
@@ -73,25 +123,27 @@ def _serve(conn: Any, target: str) -> None:
         engine = load_engine(target)
         supported, missing = probe(engine)
     except EngineLoadError as error:
-        conn.send(("error", str(error)))
+        _send(answers, ("error", str(error)))
         return
-    except BaseException as error:  # noqa: BLE001
-        conn.send(("error", f"loading {target} failed: {type(error).__name__}"))
+    except BaseException as error:  # noqa: BLE001 - e.g. SystemExit while importing
+        _send(answers, ("error", f"loading {target} failed: {type(error).__name__}"))
         return
-    conn.send(("ready", supported, missing))
+    _send(answers, ("ready", supported, missing))
     while True:
         try:
-            message = conn.recv()
-        except (EOFError, OSError):
+            (size,) = _HEADER.unpack(requests.read(_HEADER.size))
+            message = pickle.loads(requests.read(size))
+        except (EOFError, OSError, struct.error):
             return
         if message[0] == "close":
             return
         _, program, points, record = message
-        conn.send(("ok", run(engine, program, points, record=record)))
+        _send(answers, ("ok", run(engine, program, points, record=record)))
 
 
 class Sandbox:
-    """Runs the engine named by ``target`` in a child process.
+    """Runs the engine named by ``target`` in a child process
+    (``python -m verifier.hosts``: nothing of the caller's script is re-run there).
 
     Args:
         target: ``package.module:Class`` or ``path/to/file.py:Class``.
@@ -105,70 +157,73 @@ class Sandbox:
         self.name = target
         self.timeout = timeout
         self.restarts = 0
-        self._context = multiprocessing.get_context("spawn")
-        self._process: Any = None
-        self._conn: Any = None
+        self._process: subprocess.Popen | None = None
         self._start()
 
     def _start(self) -> None:
-        parent, child = self._context.Pipe()
-        process = self._context.Process(target=_serve, args=(child, self.name), daemon=True)
-        process.start()
-        child.close()
-        if not parent.poll(START_TIMEOUT):
-            process.kill()
-            raise EngineLoadError(f"engine {self.name!r} did not load within {START_TIMEOUT:g} s")
+        environment = dict(os.environ)
+        # The child must find this package and the user's modules as the parent does.
+        environment["PYTHONPATH"] = os.pathsep.join([p for p in sys.path if p] + [environment.get("PYTHONPATH", "")])
+        process = subprocess.Popen(
+            [sys.executable, "-m", "verifier.hosts", self.name],
+            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
+            env=environment, start_new_session=False,
+        )
         try:
-            message = parent.recv()
+            message = _receive(process.stdout.fileno(), START_TIMEOUT)
+        except TimeoutError:
+            process.kill()
+            process.wait()
+            raise EngineLoadError(f"engine {self.name!r} did not load within {START_TIMEOUT:g} s") from None
         except EOFError:
-            process.join(5)
-            raise EngineLoadError(f"engine {self.name!r} crashed while loading ({_exit_reason(process.exitcode)})") from None
+            code = process.wait()
+            raise EngineLoadError(f"engine {self.name!r} crashed while loading ({_exit_reason(code)})") from None
         if message[0] == "error":
-            process.join(5)
+            process.wait()
             raise EngineLoadError(message[1])
         _, self.supported, self.missing = message
-        self._process, self._conn = process, parent
-
-    def _restart(self) -> None:
-        self._kill()
-        self.restarts += 1
-        self._start()
+        self._process = process
 
     def _kill(self) -> None:
-        if self._process is not None and self._process.is_alive():
-            self._process.kill()
-        if self._process is not None:
-            self._process.join(5)
-        if self._conn is not None:
-            self._conn.close()
-        self._process = self._conn = None
+        process, self._process = self._process, None
+        if process is None:
+            return
+        if process.poll() is None:
+            process.kill()
+        process.wait()
+        for stream in (process.stdin, process.stdout):
+            try:
+                stream.close()
+            except OSError:
+                pass
 
     def run(self, program: Program, points: Sequence[Sequence[float]], record: bool = False) -> list[EngineOutcome]:
-        """Evaluate one case. Raises EngineCrash or EngineTimeout (then restarts)."""
+        """Evaluate one case. Raises EngineCrash or EngineTimeout (and restarts
+        the sandbox for the next case)."""
         if self._process is None:
-            self._restart()
+            self.restarts += 1
+            self._start()
+        process = self._process
         try:
-            self._conn.send(("run", program, [tuple(map(float, p)) for p in points], record))
-            if not self._conn.poll(self.timeout):
-                self._kill()
-                raise EngineTimeout(f"no answer within {self.timeout:g} s (infinite loop?)")
-            _, outcomes = self._conn.recv()
+            _send(process.stdin, ("run", program, [tuple(map(float, p)) for p in points], record))
+            _, outcomes = _receive(process.stdout.fileno(), self.timeout)
             return outcomes
-        except (EOFError, OSError, BrokenPipeError):
-            code = self._process.exitcode if self._process is not None else None
-            if self._process is not None:
-                self._process.join(5)
-                code = self._process.exitcode
+        except TimeoutError:
+            self._kill()
+            raise EngineTimeout(f"no answer within {self.timeout:g} s (an infinite loop?)") from None
+        except (EOFError, OSError, pickle.UnpicklingError):
+            code = process.wait()
             self._kill()
             raise EngineCrash(f"the engine's process died ({_exit_reason(code)})") from None
 
     def close(self) -> None:
-        if self._conn is not None and self._process is not None and self._process.is_alive():
+        process = self._process
+        if process is not None and process.poll() is None:
             try:
-                self._conn.send(("close",))
-            except (OSError, BrokenPipeError):
+                _send(process.stdin, ("close",))
+                process.wait(2)
+            except (OSError, subprocess.TimeoutExpired):
                 pass
-            self._process.join(2)
         self._kill()
 
     def __enter__(self) -> Sandbox:
@@ -188,8 +243,6 @@ def _exit_reason(code: int | None) -> str:
     if code is None:
         return "no exit code"
     if code < 0:
-        import signal
-
         try:
             return f"killed by {signal.Signals(-code).name}"
         except ValueError:
@@ -217,3 +270,7 @@ def open_host(engine: type | str | None, *, isolate: bool | None = None, timeout
     if isolate or (isolate is None and target is not None):
         return Sandbox(target, timeout=timeout)  # type: ignore[arg-type]
     return InProcess(engine)
+
+
+if __name__ == "__main__":
+    serve(sys.argv[1])

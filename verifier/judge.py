@@ -105,7 +105,10 @@ def _compare(kind: str, label: str, got: Any, want: float, low: float, high: flo
     ratio = error / floor if floor > 0 else math.inf
     relative = error / abs(want) if want else math.inf
     shown = f"exact {format_number(want)}" if low == high else f"exact between {format_number(low)} and {format_number(high)} (kink)"
-    text = f"{label} is {format_number(got)}, {shown}: error {error:.3g} = {ratio:.3g} x the float64 noise floor"
+    if ratio < 1e6:
+        text = f"{label} is {format_number(got)}, {shown}: error {error:.3g} = {ratio:.3g} x the float64 noise floor"
+    else:
+        text = f"{label} is {format_number(got)}, {shown}: error {error:.3g}, where float64 allows {floor:.2g}"
     if ratio <= ERROR:
         return Verdict(kind, "warning", "precision", text + " (more rounding than float64 needs here)", error=error, floor=floor)
     cause = "precision" if relative <= PRECISION_ONLY else "engine"
@@ -125,11 +128,16 @@ def judge_point(truth: PointReference, outcome: EngineOutcome, variables: Sequen
         value = outcome.value
         if outcome.status == "exception" or not (isinstance(value, complex) or _is_finite_number(value)):
             return []  # raising, nan and inf are all fine where the value is undefined
-        shown = f"a complex number {value}" if isinstance(value, complex) else format_number(value)
-        return [Verdict("value", "warning", "domain", f"{who} returned {shown} where the value is undefined ({truth.detail}); raise an error or return nan instead")]
+        seen = outcome.node_values[truth.node] if outcome.node_values and truth.node is not None else value
+        if not (isinstance(seen, complex) or _is_finite_number(seen)):
+            return []  # nan or inf where the domain ends, turned finite later by IEEE rules (1/inf)
+        shown = f"a complex number {seen}" if isinstance(seen, complex) else format_number(seen)
+        at_output = not outcome.node_values or truth.node in (None, len(outcome.node_values) - 1)
+        where = "" if at_output else f" at the {truth.detail.split(' of ')[0]} that leaves its domain"
+        return [Verdict("value", "warning", "domain", f"{who} returned {shown}{where} where the value is undefined ({truth.detail}); raise an error or return nan instead")]
     verdicts: list[Verdict] = []
     if outcome.status == "exception":
-        if outcome.stage == "forward" or status != "gradient-undefined":
+        if outcome.stage == "forward" or status not in ("gradient-undefined", "gradient-not-representable"):
             where = "computing the value" if outcome.stage == "forward" else "in backward()"
             return [Verdict("exception", "error", "engine", f"{who} raised {outcome.error} {where}, where the value and gradient are defined")]
     value = _compare("value", f"{who} value", outcome.value, truth.value, truth.value, truth.value, truth.value_floor)

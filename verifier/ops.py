@@ -84,10 +84,14 @@ class Op:
         domain: ``p -> tuple[Constraint, ...]``: where the op is defined.
         kinks: argument values where the derivative jumps (relu at 0).
         ulps: rounding of one evaluation, in units of ``value_scale``.
-        value_scale: ``(args, out, p) -> |scale|`` of the terms the value is made of.
-        grad_scales: per argument, ``(args, out, p) -> |scale|`` of the terms of the
-            local derivative; valid formulas (tanh' as 1 - t*t or (1 - t)*(1 + t),
+        value_scale: ``(m, args, out, p) -> |scale|`` of the terms the value is made
+            of; ``m`` is the math module to use (numpy for float64 arrays, mpmath).
+        grad_scales: per argument, ``(m, args, out, p) -> |scale|`` of the terms of
+            the local derivative; valid formulas (tanh' as 1 - t*t or (1 - t)*(1 + t),
             cos' as a shifted sin) all err by a few ulps of it.
+        intermediates: ``(m, args, p) -> values`` that valid formulas of the
+            derivative compute on the way (micrograd's a * b**-1 computes b**-2): if
+            one overflows, the gradient is not representable there.
     """
 
     name: str
@@ -103,17 +107,23 @@ class Op:
     value_scale: Callable[..., Any]
     grad_scales: tuple[Callable[..., Any], ...]
     domain: Callable[[float | None], tuple[Constraint, ...]] = lambda p: ()
+    intermediates: Callable[..., tuple[Any, ...]] = lambda m, args, p: ()
     kinks: tuple[float, ...] = ()
     ulps: float = 2.0
     precedence: int = 9  # for printing: + - 1, * / 2, unary - 3, ** 4, calls 9
 
 
-def _abs(x: Any) -> Any:
-    return np.abs(x)
-
-
-def _zero(args: Any, out: Any, p: Any) -> Any:
+def _zero(m: Any, args: Any, out: Any, p: Any) -> Any:
     return 0.0
+
+
+def _out(m: Any, args: Any, out: Any, p: Any) -> Any:
+    return m.fabs(out)
+
+
+def _pow_log(m: Any, x: Any, p: float) -> Any:
+    # x**p may be computed as exp(p*log(x)): an ulp of p*log|x| in the exponent.
+    return 1.0 + m.fabs(p * m.log(m.fabs(x) + 1e-300))
 
 
 def _pow_domain(p: float | None) -> tuple[Constraint, ...]:
@@ -137,10 +147,10 @@ def _stable_sigmoid(a: Any) -> Any:
     return np.where(a >= 0, 1.0 / (1.0 + e), e / (1.0 + e))
 
 
-def _sin_scale(args: Any, out: Any, p: Any) -> Any:
+def _sin_scale(m: Any, args: Any, out: Any, p: Any) -> Any:
     # An engine may reduce the argument differently (cos(x - pi/2)): that costs an
     # ulp of |x| (and of pi/2) in the argument, whatever the output's size.
-    return np.abs(out) + np.abs(args[0]) + 2.0
+    return m.fabs(out) + m.fabs(args[0]) + 2.0
 
 
 OPS: dict[str, Op] = {
@@ -151,7 +161,7 @@ OPS: dict[str, Op] = {
             engine=lambda a, b, p: a + b, sympy=lambda a, b, p: a + b,
             torch=lambda a, b, p: a + b, mpmath=lambda a, b, p: a + b,
             numpy=lambda a, b, p: a + b,
-            value_scale=lambda args, out, p: _abs(args[0]) + _abs(args[1]),
+            value_scale=lambda m, args, out, p: m.fabs(args[0]) + m.fabs(args[1]),
             grad_scales=(_zero, _zero), precedence=1,
         ),
         Op(
@@ -159,7 +169,7 @@ OPS: dict[str, Op] = {
             engine=lambda a, b, p: a - b, sympy=lambda a, b, p: a - b,
             torch=lambda a, b, p: a - b, mpmath=lambda a, b, p: a - b,
             numpy=lambda a, b, p: a - b,
-            value_scale=lambda args, out, p: _abs(args[0]) + _abs(args[1]),
+            value_scale=lambda m, args, out, p: m.fabs(args[0]) + m.fabs(args[1]),
             grad_scales=(_zero, _zero), precedence=1,
         ),
         Op(
@@ -167,7 +177,7 @@ OPS: dict[str, Op] = {
             engine=lambda a, b, p: a * b, sympy=lambda a, b, p: a * b,
             torch=lambda a, b, p: a * b, mpmath=lambda a, b, p: a * b,
             numpy=lambda a, b, p: a * b,
-            value_scale=lambda args, out, p: _abs(out),
+            value_scale=_out,
             grad_scales=(_zero, _zero), precedence=2,
         ),
         Op(
@@ -177,18 +187,19 @@ OPS: dict[str, Op] = {
             numpy=lambda a, b, p: a / b,
             domain=lambda p: (Constraint(1, "nonzero"),),
             # a / b may be computed as a * b**-1: two roundings of |a / b|.
-            value_scale=lambda args, out, p: _abs(out),
+            value_scale=_out,
             grad_scales=(
-                lambda args, out, p: _abs(1.0 / args[1]),
-                lambda args, out, p: _abs(out / args[1]),
+                lambda m, args, out, p: m.fabs(1.0 / args[1]),
+                lambda m, args, out, p: m.fabs(out / args[1]),
             ),
+            intermediates=lambda m, args, p: (1 / (args[1] * args[1]),),
             ulps=3.0, precedence=2,
         ),
         Op(
             "neg", 1, "-", "", ("__neg__",),
             engine=lambda a, p: -a, sympy=lambda a, p: -a, torch=lambda a, p: -a,
             mpmath=lambda a, p: -a, numpy=lambda a, p: -a,
-            value_scale=lambda args, out, p: 0.0,
+            value_scale=_zero,
             grad_scales=(_zero,), precedence=3,
         ),
         Op(
@@ -198,11 +209,11 @@ OPS: dict[str, Op] = {
             torch=lambda a, p: a**p,
             mpmath=lambda a, p: mpmath.power(a, mpmath.mpf(p)),
             numpy=_pow_numpy, domain=_pow_domain,
-            # x**p may be computed as exp(p*log(x)): an ulp of p*log|x| in the exponent.
-            value_scale=lambda args, out, p: _abs(out) * (1.0 + np.abs(p * np.log(np.abs(args[0]) + 1e-300))),
+            value_scale=lambda m, args, out, p: m.fabs(out) * _pow_log(m, args[0], p),
             grad_scales=(
-                lambda args, out, p: 0.0 if p == 0 else _abs(p * np.power(args[0], p - 1.0)) * (1.0 + np.abs(p * np.log(np.abs(args[0]) + 1e-300))),
+                lambda m, args, out, p: 0.0 if p == 0 else m.fabs(p * m.power(args[0], p - 1.0)) * _pow_log(m, args[0], p),
             ),
+            intermediates=lambda m, args, p: (m.power(args[0], p - 1.0),),
             ulps=3.0, precedence=4,
         ),
         Op(
@@ -210,8 +221,8 @@ OPS: dict[str, Op] = {
             engine=lambda a, p: a.exp(), sympy=lambda a, p: sympy.exp(a),
             torch=lambda a, p: torch.exp(a), mpmath=lambda a, p: mpmath.exp(a),
             numpy=lambda a, p: np.exp(a),
-            value_scale=lambda args, out, p: _abs(out),
-            grad_scales=(lambda args, out, p: _abs(out),),
+            value_scale=_out,
+            grad_scales=(_out,),
         ),
         Op(
             "log", 1, "", "log", ("log",),
@@ -219,24 +230,24 @@ OPS: dict[str, Op] = {
             torch=lambda a, p: torch.log(a), mpmath=lambda a, p: mpmath.log(a),
             numpy=lambda a, p: np.log(a),
             domain=lambda p: (Constraint(0, "positive"),),
-            value_scale=lambda args, out, p: _abs(out) + 1.0,
-            grad_scales=(lambda args, out, p: _abs(1.0 / args[0]),),
+            value_scale=lambda m, args, out, p: m.fabs(out) + 1.0,
+            grad_scales=(lambda m, args, out, p: m.fabs(1.0 / args[0]),),
         ),
         Op(
             "tanh", 1, "", "tanh", ("tanh",),
             engine=lambda a, p: a.tanh(), sympy=lambda a, p: sympy.tanh(a),
             torch=lambda a, p: torch.tanh(a), mpmath=lambda a, p: mpmath.tanh(a),
             numpy=lambda a, p: np.tanh(a),
-            value_scale=lambda args, out, p: _abs(out),
+            value_scale=_out,
             # 1 - t*t: its terms are of size 1 even where the result is tiny.
-            grad_scales=(lambda args, out, p: 1.0 + out * out,),
+            grad_scales=(lambda m, args, out, p: 1.0 + out * out,),
         ),
         Op(
             "relu", 1, "", "relu", ("relu",),
             engine=lambda a, p: a.relu(), sympy=lambda a, p: sympy.Max(0, a),
             torch=lambda a, p: torch.relu(a), mpmath=lambda a, p: max(a, 0),
             numpy=lambda a, p: np.maximum(a, 0.0),
-            value_scale=lambda args, out, p: 0.0,
+            value_scale=_zero,
             grad_scales=(_zero,), kinks=(0.0,),
         ),
         Op(
@@ -246,9 +257,9 @@ OPS: dict[str, Op] = {
             torch=lambda a, p: torch.sigmoid(a),
             mpmath=lambda a, p: 1 / (1 + mpmath.exp(-a)),
             numpy=lambda a, p: _stable_sigmoid(a),
-            value_scale=lambda args, out, p: _abs(out),
+            value_scale=_out,
             # s * (1 - s): 1 - s cancels when s is near 1, an ulp of s.
-            grad_scales=(lambda args, out, p: _abs(out),),
+            grad_scales=(_out,),
             ulps=3.0,
         ),
         Op(
@@ -271,8 +282,8 @@ OPS: dict[str, Op] = {
             torch=lambda a, p: torch.sqrt(a), mpmath=lambda a, p: mpmath.sqrt(a),
             numpy=lambda a, p: np.sqrt(a),
             domain=lambda p: (Constraint(0, "nonnegative"), Constraint(0, "positive", gradient_only=True)),
-            value_scale=lambda args, out, p: _abs(out),
-            grad_scales=(lambda args, out, p: _abs(0.5 / out),),
+            value_scale=_out,
+            grad_scales=(lambda m, args, out, p: m.fabs(0.5 / out),),
         ),
     )
 }

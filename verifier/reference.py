@@ -13,7 +13,11 @@ blow-up on shared or deep graphs. Two evaluations:
   points near a domain edge or a kink are flagged for the exact path.
 * :func:`exact` — one point in mpmath at 50 digits: the truth the judge compares
   against, with the point classified (outside the domain, at a kink, near an edge,
-  not representable in float64).
+  not representable in float64). Its noise floors are computed in mpmath too, so
+  they neither underflow nor overflow on the way.
+
+Results in the subnormal range may be flushed to zero (as torch does): every op's
+floor includes the smallest normal float.
 
 Example:
     >>> from verifier.parse import parse
@@ -36,90 +40,78 @@ import numpy as np
 
 from verifier.expr import Program
 from verifier.local import local_rule
-from verifier.ops import OPS, U
+from verifier.ops import OPS, U, Op
 
 __all__ = ["Sweep", "PointReference", "sweep", "exact", "NEAR", "DIGITS"]
 
 DIGITS = 50  # precision of the exact reference
 NEAR = 16.0  # within this many noise floors of an edge or a kink is "near" it
 PRODUCT_ULPS = 3.0  # rounding of one chain-rule product such as g * (-a / b**2)
-TINY = 2.0**-1072  # absolute rounding of a few operations in the subnormal range
+TINY = 2.0**-1022  # absolute: a subnormal result may be flushed to zero
 MAX_KINKS = 6  # more kinks at one point than this: too many one-sided combinations
-DBL_MAX = np.finfo(float).max
-UNDERFLOW = 2.0**-1075  # exact results below this round to zero
+DBL_MAX = float(np.finfo(float).max)
+UNDERFLOW = mpmath.ldexp(1, -1075)  # exact results below this round to zero (not a float!)
 
 
-# -- shared bookkeeping ------------------------------------------------------
+# -- the noise model, for numpy arrays (m = np) and mpmath numbers (m = mpmath) ------
 
 def _times(factor: Any, error: Any) -> Any:
-    """``factor * error`` where an exact input (error 0) stays exact even if the
+    """``factor * error``, where an exact input (error 0) stays exact even if the
     factor is infinite (sqrt at an exact 0)."""
-    return np.where(error == 0, 0.0, factor * error)
+    if isinstance(error, np.ndarray):
+        return np.where(error == 0, 0.0, factor * error)
+    return 0 if error == 0 else factor * error
 
 
-def _noise(program: Program, values: list[Any], locals_: list[tuple[Any, ...]], overrides: dict[int, tuple[Any, ...]] | None = None):
-    """Forward floors ``e``, adjoints ``g`` and gradient floors ``E`` per node.
-
-    Works on float64 arrays (one entry per point). ``overrides`` replaces the first
-    derivatives of some nodes (one-sided derivatives at kinks).
-    """
-    with np.errstate(all="ignore"):
-        return _noise_unchecked(program, values, locals_, overrides)
+def _forward_floor(m: Any, spec: Op, argv: list[Any], out: Any, param: Any, firsts: Sequence[Any], errors: Sequence[Any]) -> Any:
+    """Noise floor of one op's value: its own rounding plus its inputs' noise."""
+    own = spec.ulps * U * spec.value_scale(m, argv, out, param) + TINY
+    return own + sum(_times(m.fabs(firsts[k]), errors[k]) for k in range(len(argv)))
 
 
-def _noise_unchecked(program: Program, values: list[Any], locals_: list[tuple[Any, ...]], overrides: dict[int, tuple[Any, ...]] | None):
+def _reverse(m: Any, program: Program, values: list[Any], locals_: list[tuple[Any, ...]], e: list[Any], overrides: dict[int, tuple[Any, ...]] | None = None) -> tuple[list[Any], list[Any]]:
+    """Adjoints ``g`` and their noise floors ``E`` for every node."""
     n = len(program)
-    shape = np.shape(values[-1])
-    e: list[Any] = [None] * n
-    for i, (op, args, param) in enumerate(zip(program.ops, program.args, program.params)):
-        if op == "var":
-            e[i] = U * np.abs(values[i])  # the input itself may be off by an ulp
-        elif op == "const":
-            e[i] = np.zeros(shape)
-        else:
-            spec = OPS[op]
-            arity = len(args)
-            firsts = locals_[i][:arity]
-            argv = [values[j] for j in args]
-            own = spec.ulps * U * spec.value_scale(argv, values[i], param) + TINY
-            e[i] = own + sum(_times(np.abs(firsts[k]), e[j]) for k, j in enumerate(args))
-    g: list[Any] = [np.zeros(shape) for _ in range(n)]
-    E: list[Any] = [np.zeros(shape) for _ in range(n)]
-    S: list[Any] = [np.zeros(shape) for _ in range(n)]
+    zero = np.zeros_like(values[-1], dtype=float) if m is np else mpmath.mpf(0)
+    g: list[Any] = [zero] * n
+    E: list[Any] = [zero] * n
+    S: list[Any] = [zero] * n  # sum of |contributions|: their summation rounds too
+    g[-1] = zero + 1
     users = program.users()
-    g[-1] = np.ones(shape)
     for i in range(n - 1, -1, -1):
-        op, args = program.ops[i], program.args[i]
         if users[i] > 1:
-            E[i] = E[i] + (users[i] - 1) * U * S[i]  # summing the contributions
+            E[i] = E[i] + (users[i] - 1) * U * S[i]
+        args = program.args[i]
         if not args:
             continue
-        spec = OPS[op]
+        spec = OPS[program.ops[i]]
         arity = len(args)
         firsts = (overrides or {}).get(i) or locals_[i][:arity]
         seconds = locals_[i][arity:]
         argv = [values[j] for j in args]
         for k, j in enumerate(args):
             d = firsts[k]
-            D = spec.ulps * U * spec.grad_scales[k](argv, values[i], program.params[i])
-            D = D + sum(_times(np.abs(seconds[k * arity + m]), e[jm]) for m, jm in enumerate(args))
+            # How wrong the local derivative itself may be: its own rounding, and
+            # its inputs' noise moving it (through the second derivatives).
+            D = spec.ulps * U * spec.grad_scales[k](m, argv, values[i], program.params[i])
+            D = D + sum(_times(m.fabs(seconds[k * arity + q]), e[jq]) for q, jq in enumerate(args))
             c = g[i] * d
             g[j] = g[j] + c
-            S[j] = S[j] + np.abs(c)
-            E[j] = E[j] + E[i] * np.abs(d) + np.abs(g[i]) * D + PRODUCT_ULPS * U * np.abs(c) + TINY
-    return e, g, E
+            S[j] = S[j] + m.fabs(c)
+            E[j] = E[j] + E[i] * m.fabs(d) + m.fabs(g[i]) * D + PRODUCT_ULPS * U * m.fabs(c) + TINY
+    return g, E
 
 
-def _gradient_slots(program: Program) -> list[list[int]]:
+def _gradient_nodes(program: Program) -> list[int]:
     """The node of each variable (one per variable: nodes are interned)."""
-    slots: list[list[int]] = [[] for _ in program.variables]
+    nodes = [0] * len(program.variables)
     for i, op in enumerate(program.ops):
         if op == "var":
-            slots[program.params[i]].append(i)
-    return slots
+            nodes[program.params[i]] = i
+    return nodes
 
 
-# -- the float64 sweep ---------------------------------------------------------
+# -- the float64 sweep ------------------------------------------------------------------
 
 @dataclass(frozen=True)
 class Sweep:
@@ -131,7 +123,7 @@ class Sweep:
         clean: points where every node is finite and well inside its domain, away
             from kinks: the float64 reference is good to its floor there.
         outside: points clearly outside the domain of some op (value undefined).
-        node_values: float64 value of every node, per point (for blame and plots).
+        node_values: float64 value of every node, per point.
     """
 
     value: np.ndarray
@@ -149,47 +141,48 @@ def sweep(program: Program, points: np.ndarray) -> Sweep:
     count = points.shape[0]
     values: list[Any] = []
     locals_: list[tuple[Any, ...]] = []
+    e: list[Any] = []
+    finite = np.ones(count, dtype=bool)
+    outside = np.zeros(count, dtype=bool)
+    near = np.zeros(count, dtype=bool)
     with np.errstate(all="ignore"):
         for op, args, param in zip(program.ops, program.args, program.params):
-            if op == "var":
-                values.append(points[:, param].copy())
+            if op in ("var", "const"):
+                value = points[:, param].copy() if op == "var" else np.full(count, param)
+                values.append(value)
                 locals_.append(())
-            elif op == "const":
-                values.append(np.full(count, param))
-                locals_.append(())
-            else:
-                argv = [values[j] for j in args]
-                values.append(np.asarray(OPS[op].numpy(*argv, param), dtype=float))
-                locals_.append(local_rule(op, param).numpy(*argv))
-        e, g, E = _noise(program, values, locals_)
-        finite = np.ones(count, dtype=bool)
-        outside = np.zeros(count, dtype=bool)
-        near = np.zeros(count, dtype=bool)
-        for i, (op, args, param) in enumerate(zip(program.ops, program.args, program.params)):
-            finite &= np.isfinite(values[i]) & np.isfinite(e[i]) & np.isfinite(g[i]) & np.isfinite(E[i])
-            for d in locals_[i]:
-                finite &= np.isfinite(d)
-            if not args:
+                e.append(U * np.abs(value) if op == "var" else np.zeros(count))  # an input may be off by an ulp
                 continue
             spec = OPS[op]
+            argv = [values[j] for j in args]
             for rule in spec.domain(param):
-                a, err = values[args[rule.arg]], e[args[rule.arg]]
+                a, noise = argv[rule.arg], e[args[rule.arg]]
                 margin = np.abs(a) if rule.kind == "nonzero" else a
-                clear = np.abs(margin) > NEAR * err
+                clear = np.abs(margin) > NEAR * noise
                 outside |= clear & ~rule.holds(a) & ~np.isnan(a)
                 near |= ~clear
             for kink in spec.kinks:
-                near |= np.abs(values[args[0]] - kink) <= NEAR * e[args[0]]
-        slots = _gradient_slots(program)
-        gradient = np.stack([g[s[0]] for s in slots], axis=1)
-        gradient_floor = np.stack([E[s[0]] for s in slots], axis=1)
+                near |= np.abs(argv[0] - kink) <= NEAR * e[args[0]]
+            value = np.asarray(spec.numpy(*argv, param), dtype=float)
+            derivatives = local_rule(op, param).numpy(*argv)
+            values.append(value)
+            locals_.append(derivatives)
+            e.append(_forward_floor(np, spec, argv, value, param, derivatives, [e[j] for j in args]))
+            for x in (value, *derivatives, *spec.intermediates(np, argv, param)):
+                finite &= np.isfinite(x)
+        g, E = _reverse(np, program, values, locals_, e)
+        for x in (*e, *g, *E):
+            finite &= np.isfinite(x)
+        slots = _gradient_nodes(program)
+        gradient = np.stack([g[s] for s in slots], axis=1)
+        gradient_floor = np.stack([E[s] for s in slots], axis=1)
     return Sweep(
         value=values[-1], value_floor=e[-1], gradient=gradient, gradient_floor=gradient_floor,
         clean=finite & ~outside & ~near, outside=outside, node_values=values,
     )
 
 
-# -- the exact reference at one point ----------------------------------------------
+# -- the exact reference at one point ----------------------------------------------------
 
 @dataclass(frozen=True)
 class PointReference:
@@ -200,8 +193,9 @@ class PointReference:
             ``gradient-undefined`` (value defined, derivative infinite: sqrt at 0);
             ``kink`` (at or within noise of a kink: any gradient between the one-sided
             ones is right); ``ill-conditioned`` (within float64 noise of a domain edge:
-            the float result may land on either side); ``not-representable`` (an
-            intermediate overflows or underflows float64).
+            the float result may land on either side); ``not-representable`` (a
+            value overflows or underflows float64); ``gradient-not-representable``
+            (the value is fine, but a local derivative or adjoint overflows).
         detail: why, naming the node ("log of -2 (node 3)").
         value, gradient: floats rounded from the exact values (``nan`` if undefined).
         value_floor, gradient_floor: the noise floors of a float64 computation.
@@ -210,6 +204,7 @@ class PointReference:
         kink_nodes: the nodes at kinks.
         node_values: exact value of every node, as floats (``nan`` past an undefined one).
         exact_value, exact_gradient: the values at full precision, as text.
+        node: the node that makes the point undefined or ill-conditioned.
     """
 
     status: str
@@ -224,12 +219,12 @@ class PointReference:
     node_values: tuple[float, ...]
     exact_value: str
     exact_gradient: tuple[str, ...]
-    node: int | None = None  # the node that makes the point undefined or ill-conditioned
+    node: int | None = None
 
     @property
     def value_judged(self) -> bool:
         """Whether the engine's value must match here."""
-        return self.status in ("defined", "kink", "gradient-undefined")
+        return self.status in ("defined", "kink", "gradient-undefined", "gradient-not-representable")
 
     @property
     def gradient_judged(self) -> bool:
@@ -249,119 +244,116 @@ def _describe(op: str, args: Sequence[int], values: Sequence[Any], node: int) ->
     return f"{op} of {shown} (node {node})"
 
 
+def _unbounded(x: Any) -> bool:
+    return not mpmath.isfinite(x) or abs(x) > DBL_MAX
+
+
 def _safe(f: Any, *args: Any) -> tuple[Any, ...]:
     try:
-        return f(*args)
-    except ZeroDivisionError:  # a derivative that is infinite at this point
-        return tuple(mpmath.inf for _ in range(8))
+        return tuple(f(*args))
+    except ZeroDivisionError:  # infinite at this point (1/x at 0)
+        return (mpmath.inf,) * 8
+
+
+class _Result(Exception):
+    """A classification reached before the end of the walk."""
+
+    def __init__(self, reference: PointReference) -> None:
+        self.reference = reference
 
 
 def exact(program: Program, point: Sequence[float], *, digits: int = DIGITS) -> PointReference:
     """The exact reference at one point (see :class:`PointReference`)."""
     with mpmath.workdps(digits):
-        values: list[Any] = []
-        locals_: list[tuple[Any, ...]] = []
-        status, detail, node = "defined", "", None
-        for i, (op, args, param) in enumerate(zip(program.ops, program.args, program.params)):
-            if op in ("var", "const"):
-                values.append(mpmath.mpf(float(point[param]) if op == "var" else param))
-                locals_.append(())
-                continue
-            spec = OPS[op]
-            argv = [values[j] for j in args]
-            for rule in spec.domain(param):
-                if not rule.holds(argv[rule.arg]):
-                    if not rule.gradient_only:
-                        return _undefined(program, "outside-domain", _describe(op, args, values, i), values, i)
-                    if status == "defined":
-                        status, detail, node = "gradient-undefined", "infinite derivative: " + _describe(op, args, values, i), i
-            value = spec.mpmath(*argv, param)
+        try:
+            return _exact(program, point)
+        except _Result as result:
+            return result.reference
+
+
+def _exact(program: Program, point: Sequence[float]) -> PointReference:
+    values: list[Any] = []
+    locals_: list[tuple[Any, ...]] = []
+    e: list[Any] = []
+    status, detail, culprit = "defined", "", None
+    kinks: list[int] = []
+    nvars = len(program.variables)
+
+    def stop(kind: str, why: str, node: int, value_known: bool) -> _Result:
+        floor = _to_float(e[-1]) if value_known and len(e) == len(program) else math.nan
+        value = _to_float(values[-1]) if value_known and len(values) == len(program) else math.nan
+        shown = [_to_float(v) for v in values] + [math.nan] * (len(program) - len(values))
+        nan = (math.nan,) * nvars
+        text = mpmath.nstr(values[-1], 25) if value_known else "undefined"
+        return _Result(PointReference(kind, why, value, nan, floor, nan, nan, nan, (), tuple(shown), text, ("undefined",) * nvars, node))
+
+    for i, (op, args, param) in enumerate(zip(program.ops, program.args, program.params)):
+        if op in ("var", "const"):
+            value = mpmath.mpf(float(point[param]) if op == "var" else param)
             values.append(value)
-            # Stop at the first value float64 cannot hold: besides being the answer,
-            # this keeps mpmath from reducing sin(exp(1e300)) by pi to 1e300 digits.
-            if abs(value) > DBL_MAX or 0 < abs(value) < UNDERFLOW:
-                kind = "overflows" if abs(value) > DBL_MAX else "underflows to zero in"
-                return _undefined(program, "not-representable", f"node {i} ({op}) {kind} float64", values, i)
-            locals_.append(_safe(local_rule(op, param).mpmath, *argv)[: len(args) + len(args) ** 2])
-        float_values = [np.array([_to_float(v)]) for v in values]
-        float_locals = [tuple(np.array([_to_float(d)]) for d in loc) for loc in locals_]
-        e, _, _ = _noise(program, float_values, float_locals)
-        value_floor = float(e[-1][0])
-        kinks: list[int] = []
-        for i, (op, args, param) in enumerate(zip(program.ops, program.args, program.params)):
-            if not args:
-                continue
-            spec = OPS[op]
-            for rule in spec.domain(param):
-                a, noise = values[args[rule.arg]], e[args[rule.arg]][0]
-                margin = abs(a) if rule.kind == "nonzero" else a
-                if noise > 0 and abs(margin) <= NEAR * noise:
-                    reason = "within float64 noise of the domain edge: " + _describe(op, args, values, i)
-                    return _partial(program, "ill-conditioned", reason, values, value_floor, i)
-            for kink in spec.kinks:
-                if abs(values[args[0]] - kink) <= NEAR * e[args[0]][0]:
-                    kinks.append(i)
-        if status != "defined":
-            return _partial(program, status, detail, values, value_floor, node)
-        if len(kinks) > MAX_KINKS:
-            return _partial(program, "ill-conditioned", f"{len(kinks)} kinks at this point", values, value_floor)
-        gradients, floors = [], []
-        for sides in itertools.product((0, 1), repeat=len(kinks)):
-            overrides = {node: _one_sided(program, node, side) for node, side in zip(kinks, sides)}
-            grad = _exact_reverse(program, values, locals_, overrides)
-            if grad is None:
-                return _partial(program, "not-representable", "a gradient term overflows float64", values, value_floor)
-            gradients.append(grad)
-            float_overrides = {k: tuple(np.array([float(d)]) for d in v) for k, v in overrides.items()}
-            _, _, E = _noise(program, float_values, float_locals, float_overrides)
-            floors.append([E[s[0]][0] for s in _gradient_slots(program)])
-        if kinks:
-            status = "kink"
-            detail = "; ".join(_describe(program.ops[k], program.args[k], values, k) for k in kinks) + " at its kink"
-        nvars = len(program.variables)
-        first = gradients[0]
-        return PointReference(
-            status=status, detail=detail, value=_to_float(values[-1]),
-            gradient=tuple(_to_float(x) for x in first), value_floor=value_floor,
-            gradient_floor=tuple(float(max(f[k] for f in floors)) for k in range(nvars)),
-            gradient_low=tuple(_to_float(min(gs[k] for gs in gradients)) for k in range(nvars)),
-            gradient_high=tuple(_to_float(max(gs[k] for gs in gradients)) for k in range(nvars)),
-            kink_nodes=tuple(kinks), node_values=tuple(_to_float(v) for v in values),
-            exact_value=mpmath.nstr(values[-1], 25), exact_gradient=tuple(mpmath.nstr(x, 25) for x in first),
-        )
+            locals_.append(())
+            e.append(U * abs(value) if op == "var" else mpmath.mpf(0))
+            continue
+        spec = OPS[op]
+        argv = [values[j] for j in args]
+        for rule in spec.domain(param):
+            a, noise = argv[rule.arg], e[args[rule.arg]]
+            margin = abs(a) if rule.kind == "nonzero" else a
+            if noise > 0 and abs(margin) <= NEAR * noise:
+                raise stop("ill-conditioned", "within float64 noise of the domain edge: " + _describe(op, args, values, i), i, False)
+            if not rule.holds(a):
+                if not rule.gradient_only:
+                    raise stop("outside-domain", _describe(op, args, values, i), i, False)
+                if status == "defined":
+                    status, detail, culprit = "gradient-undefined", "infinite derivative: " + _describe(op, args, values, i), i
+        for kink in spec.kinks:
+            if abs(argv[0] - kink) <= NEAR * e[args[0]]:
+                kinks.append(i)
+        value = spec.mpmath(*argv, param)
+        values.append(value)
+        # Stop at the first value float64 cannot hold: besides being the answer, this
+        # keeps mpmath from reducing sin(exp(1e300)) by pi to 1e300 digits.
+        if abs(value) > DBL_MAX or 0 < abs(value) < UNDERFLOW:
+            kind = "overflows" if abs(value) > DBL_MAX else "underflows to zero in"
+            raise stop("not-representable", f"node {i} ({op}) {kind} float64", i, False)
+        derivatives = _safe(local_rule(op, param).mpmath, *argv)[: len(args) + len(args) ** 2]
+        locals_.append(derivatives)
+        e.append(_forward_floor(mpmath, spec, argv, value, param, derivatives, [e[j] for j in args]))
+        if status == "defined":
+            try:
+                wide = [*derivatives[: len(args)], *spec.intermediates(mpmath, argv, param)]
+            except ZeroDivisionError:
+                wide = [mpmath.inf]
+            if any(_unbounded(x) for x in wide):
+                status, detail, culprit = "gradient-not-representable", f"a derivative term of node {i} ({op}) overflows float64", i
+    if status != "defined":
+        raise stop(status, detail, culprit, True)
+    if len(kinks) > MAX_KINKS:
+        raise stop("ill-conditioned", f"{len(kinks)} kinks at this point", kinks[0], True)
+    slots = _gradient_nodes(program)
+    gradients, floors = [], []
+    for sides in itertools.product((0, 1), repeat=len(kinks)):
+        overrides = {node: _one_sided(program, node, side) for node, side in zip(kinks, sides)}
+        g, E = _reverse(mpmath, program, values, locals_, e, overrides)
+        if any(_unbounded(x) for x in g):
+            raise stop("gradient-not-representable", "an adjoint of the chain rule overflows float64", None, True)
+        gradients.append([g[s] for s in slots])
+        floors.append([E[s] for s in slots])
+    if kinks:
+        status = "kink"
+        detail = "; ".join(_describe(program.ops[k], program.args[k], values, k) for k in kinks) + " at its kink"
+    first = gradients[0]
+    return PointReference(
+        status=status, detail=detail, value=_to_float(values[-1]),
+        gradient=tuple(_to_float(x) for x in first), value_floor=_to_float(e[-1]),
+        gradient_floor=tuple(_to_float(max(f[k] for f in floors)) for k in range(nvars)),
+        gradient_low=tuple(_to_float(min(gs[k] for gs in gradients)) for k in range(nvars)),
+        gradient_high=tuple(_to_float(max(gs[k] for gs in gradients)) for k in range(nvars)),
+        kink_nodes=tuple(kinks), node_values=tuple(_to_float(v) for v in values),
+        exact_value=mpmath.nstr(values[-1], 25), exact_gradient=tuple(mpmath.nstr(x, 25) for x in first),
+    )
 
 
 def _one_sided(program: Program, node: int, side: int) -> tuple[float, ...]:
     _, left, right = local_rule(program.ops[node], program.params[node]).one_sided[0]
     return right if side else left
-
-
-def _exact_reverse(program: Program, values: list[Any], locals_: list[tuple[Any, ...]], overrides: dict[int, tuple[Any, ...]]) -> list[Any] | None:
-    g: list[Any] = [mpmath.mpf(0)] * len(program)
-    g[-1] = mpmath.mpf(1)
-    for i in range(len(program) - 1, -1, -1):
-        args = program.args[i]
-        if not args:
-            continue
-        firsts = overrides.get(i) or locals_[i][: len(args)]
-        for k, j in enumerate(args):
-            c = g[i] * firsts[k]
-            if abs(c) > DBL_MAX:
-                return None
-            g[j] = g[j] + c
-    return [g[s[0]] for s in _gradient_slots(program)]
-
-
-def _undefined(program: Program, status: str, detail: str, values: list[Any], node: int) -> PointReference:
-    nan = (math.nan,) * len(program.variables)
-    shown = [_to_float(v) for v in values] + [math.nan] * (len(program) - len(values))
-    return PointReference(status, detail, math.nan, nan, math.nan, nan, nan, nan, (), tuple(shown), "undefined", ("undefined",) * len(nan), node)
-
-
-def _partial(program: Program, status: str, detail: str, values: list[Any], value_floor: float, node: int | None = None) -> PointReference:
-    """A point whose value is known but whose gradient is not judged."""
-    nan = (math.nan,) * len(program.variables)
-    return PointReference(
-        status, detail, _to_float(values[-1]), nan, value_floor, nan, nan, nan, (),
-        tuple(_to_float(v) for v in values), mpmath.nstr(values[-1], 25), ("undefined",) * len(nan), node,
-    )

@@ -163,8 +163,9 @@ def _evaluate(engine: type, program: Program, point: Sequence[float], record: bo
     except (KeyboardInterrupt, GeneratorExit):
         raise
     except BaseException as error:  # noqa: BLE001 - SystemExit from a hostile engine too
-        status = "invalid" if isinstance(error, _Junk) else "exception"
-        return EngineOutcome(status, value, None, describe_error(error), stage, getattr(error, "node", None), *_nodes(built, record))
+        if isinstance(error, _Junk):
+            return EngineOutcome("invalid", value, None, str(error), stage, error.node, *_nodes(built, record))  # type: ignore[attr-defined]
+        return EngineOutcome("exception", value, None, describe_error(error), stage, getattr(error, "node", None), *_nodes(built, record))
     if any(g is None for g in gradient):
         return EngineOutcome("invalid", value, gradient, ".grad of a leaf is not a number", stage, None, *_nodes(built, record))
     return EngineOutcome("ok", value, gradient, "", "", None, *_nodes(built, record))

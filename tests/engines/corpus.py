@@ -52,6 +52,7 @@ class Mutant:
     blame: str
     witness: Callable[..., Any]
     witness_point: tuple[float, ...]
+    severity: str = "error"  # "warning": a robustness issue outside the domain
 
 
 def source(patches: tuple[Patch, ...] | list[Patch] = ()) -> str:
@@ -151,8 +152,8 @@ _BFS_BACKWARD = """\
 """
 
 
-def _m(name, description, patches, kinds, blame, witness, point):
-    return Mutant(name, description, tuple(patches), frozenset(kinds), blame, witness, tuple(point))
+def _m(name, description, patches, kinds, blame, witness, point, severity="error"):
+    return Mutant(name, description, tuple(patches), frozenset(kinds), blame, witness, tuple(point), severity)
 
 
 G, V, E, I = "gradient", "value", "exception", "invalid"
@@ -218,10 +219,11 @@ MUTANTS: tuple[Mutant, ...] = (
     # -- numbers on the left --------------------------------------------------------
     _m("rsub_operands_swapped", "__rsub__ computes x - c instead of c - x",
        [("return Value(other) - self", "return self - other")],
-       {V}, "sub", lambda x: 2.0 - x, (0.5,)),
+       # A wrong value may first show as a later op raising (log of it, say).
+       {V, E}, "sub", lambda x: 2.0 - x, (0.5,)),
     _m("rtruediv_operands_swapped", "__rtruediv__ computes x / c instead of c / x",
        [("return Value(other) / self", "return self / other")],
-       {V}, "div", lambda x: 2.0 / x, (0.5,)),
+       {V, E}, "div", lambda x: 2.0 / x, (0.5,)),
     # -- numerically unsafe forwards, single precision ----------------------------
     _m("tanh_naive_overflow", "tanh as (exp(2x)-1)/(exp(2x)+1): OverflowError past x ~ 355, cancellation near 0",
        [("t = math.tanh(self.data)", "e = math.exp(2 * self.data)\n        t = (e - 1) / (e + 1)")],
@@ -242,7 +244,7 @@ MUTANTS: tuple[Mutant, ...] = (
     # -- domain, protocol, recursion ---------------------------------------------
     _m("log_of_abs", "log takes abs(x) to dodge the domain error: a finite wrong number for x < 0",
        [("Value(math.log(x), (self,), 'log')", "Value(math.log(abs(x)), (self,), 'log')")],
-       {V, I}, "log", lambda x: x.log(), (-2.0,)),
+       {V, I}, "log", lambda x: x.log(), (-2.0,), severity="warning"),
     _m("exp_returns_none", "exp forgets `return out` and returns None",
        [("            self.grad += out.data * out.grad\n        out._backward = _backward\n        return out\n",
          "            self.grad += out.data * out.grad\n        out._backward = _backward\n")],
