@@ -68,6 +68,29 @@ def _op_order(program: Program, first: int | None, prefer: str | None) -> list[i
     return order
 
 
+BENIGN = (0.75, 1.25)  # inside every op's domain, away from every kink
+
+
+def _alone_at_benign(program: Program, node: int) -> tuple[Expr, tuple[float, ...]] | None:
+    """Node ``node``'s op alone at :data:`BENIGN` inputs (same form as the node)."""
+    fake = [BENIGN[k % 2] for k in range(len(program))]
+    for k, j in enumerate(dict.fromkeys(program.args[node])):
+        fake[j] = BENIGN[k]
+    return alone_expression(program, node, fake)
+
+
+def _try(host: Any, program: Program, node: int, alone: tuple[Expr, tuple[float, ...]] | None, severity: str, why: str) -> Blame | None:
+    if alone is None:
+        return None
+    expr, at = alone
+    failures = check_alone(host, expr, at, severity)
+    if not failures:
+        return None
+    names = compile_program(expr).variables
+    op = program.ops[node]
+    return Blame("engine", op, str(expr), f"{op} is wrong alone{why}: {expr} at {format_point(names, at)}: {failures[0].message}", node, at)
+
+
 def blame_engine(
     host: Any,
     program: Program,
@@ -93,24 +116,25 @@ def blame_engine(
         inputs = [seen if isinstance(seen, float) else truth for seen, truth in zip(outcome.node_values, reference_values)]
     first = outcome.node if outcome is not None else None
     for i in _op_order(program, first, prefer):
-        alone = alone_expression(program, i, inputs)
-        if alone is None:
-            continue
-        expr, at = alone
-        failures = check_alone(host, expr, at, severity)
-        if failures:
-            names = compile_program(expr).variables
-            return Blame(
-                "engine", program.ops[i], str(expr),
-                f"{program.ops[i]} is wrong alone: {expr} at {format_point(names, at)}: {failures[0].message}",
-                i, at,
-            )
+        found = _try(host, program, i, alone_expression(program, i, inputs), severity, "")
+        if found is None and i == first:
+            # This op raised or returned junk; if its inputs here were garbage from
+            # upstream, see whether it misbehaves on ordinary ones.
+            found = _try(host, program, i, _alone_at_benign(program, i), severity, " even on ordinary inputs")
+        if found is not None:
+            return found
+    if outcome is None:  # a crash or a hang: which op does it alone?
+        for i in _op_order(program, None, prefer):
+            found = _try(host, program, i, _alone_at_benign(program, i), severity, " on ordinary inputs")
+            if found is not None:
+                return found
+        return Blame("engine", None, "", "no op crashes or hangs alone; only this whole expression does")
     if "add" in set(getattr(host, "supported", ())):
         present = list(dict.fromkeys(program.ops[i] for i in program.op_nodes()))
         present.sort(key=lambda op: (op != "add", op != prefer))
         for op in present:
             node = next(i for i in program.op_nodes() if program.ops[i] == op)
-            alone = alone_expression(program, node, inputs)
+            alone = alone_expression(program, node, inputs) or _alone_at_benign(program, node)
             if alone is None:
                 continue
             expr, at = alone

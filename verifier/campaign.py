@@ -73,6 +73,7 @@ class _Config:
     max_leaves: int
     count: int
     deadline: float | None
+    quarantined: frozenset[str] = frozenset()  # ops that crash or hang alone: never generated
 
 
 @dataclass
@@ -115,6 +116,7 @@ class CampaignResult:
             domain).
         oracle_findings: where an oracle other than the engine (torch) disagreed with
             the exact reference: notes for researchers, never the engine's fault.
+        quarantined: ops that crash or hang alone: reported once, then not generated.
         counts: judged points by class; notes: oracle limits seen.
         conventions: kink conventions, e.g. ``relu'(0) = 0``.
         duration: seconds; stopped: ``completed``, ``time-budget`` or ``interrupted``.
@@ -137,6 +139,7 @@ class CampaignResult:
     workers: int = 1
     skipped: int = 0
     oracle_findings: tuple[Finding, ...] = ()
+    quarantined: tuple[str, ...] = ()
     settings: dict[str, Any] = field(default_factory=dict)
 
     @property
@@ -165,6 +168,7 @@ class CampaignResult:
             "ops": list(self.ops),
             "ops_supported": list(self.supported),
             "ops_missing": list(self.missing),
+            "ops_quarantined": list(self.quarantined),
             "duration_s": round(self.duration, 3),
             "stopped": self.stopped,
             "workers": self.workers,
@@ -208,7 +212,7 @@ def _case_signatures(host: Any, case: Case, oracles: bool, prefer: str | None = 
             continue
         point = case.points[judgement.index]
         verdict = worst(judgement.verdicts)
-        if judgement.truth.status == "outside-domain" and judgement.truth.node is not None:
+        if verdict.cause == "domain" and judgement.truth.node is not None:
             op = program.ops[judgement.truth.node]
             blame = Blame("engine", op, "", f"{op} is outside its domain here: {judgement.truth.detail}", judgement.truth.node)
         else:
@@ -254,7 +258,7 @@ def _stop_requested(config: _Config, stop: Any) -> bool:
 
 def _explore(host: Any, config: _Config, shard: int, requested: int, stop: Any = None, tick: Callable[[], None] | None = None) -> _ShardResult:
     result = _ShardResult(shard)
-    quarantined: set[str] = set()
+    quarantined: set[str] = set(config.quarantined)
 
     def predicate(case: Case) -> bool:
         if _stop_requested(config, stop):
@@ -275,6 +279,8 @@ def _explore(host: Any, config: _Config, shard: int, requested: int, stop: Any =
             occurrence.shard, occurrence.index = shard, index
             result.occurrences[occurrence.signature] = occurrence
             if occurrence.crash and occurrence.blame.op in OPS:
+                # An op that crashes or hangs would cost a restart or a timeout in
+                # every later case: skip the cases that use it, in this shard.
                 quarantined.add(occurrence.blame.op)
                 result.quarantine.append((index, occurrence.blame.op))
         return False
@@ -309,6 +315,7 @@ def _shrink(host: Any, config: _Config, occurrence: _Occurrence, quarantine: Seq
         if best[0] is not None and (calls[0] > SHRINK_CALLS or _stop_requested(config, stop)):
             raise _Stop()
         skip = {op for at, op in quarantine if at < index} if best[0] is None else {op for _, op in quarantine}
+        skip |= config.quarantined
         if skip and _uses(case, skip):
             return False
         found, _ = _case_signatures(host, case, oracles=wanted[1] != "engine", prefer=wanted[2])
@@ -398,7 +405,7 @@ def _crash_finding(host: Any, occurrence: _Occurrence) -> Finding | None:
     """A crash or hang, reduced to the op that crashes alone when there is one."""
     blame = occurrence.blame
     if blame.form and blame.form_point:
-        program = compile_program(parse(blame.form))
+        program = compile_program(parse(_renamed(blame.form)[0]))
         point = blame.form_point
         original = occurrence.expression
     else:
@@ -459,6 +466,25 @@ def _merge(results: Sequence[_ShardResult]) -> tuple[dict[Signature, _Occurrence
 def _order(finding: Finding) -> tuple:
     kind = KIND_ORDER.index(finding.kind) if finding.kind in KIND_ORDER else 99
     return (finding.severity != "error", finding.blame.backend != "engine", str(finding.blame.op), kind, finding.expression)
+
+
+def _smoke(host: Any, ops: Sequence[str]) -> list[_Occurrence]:
+    """Each op alone on ordinary inputs, once, before exploring: an op that crashes
+    or hangs is reported and then never generated (each of its cases would cost a
+    restart or a timeout)."""
+    found = []
+    for op in ops:
+        spec = OPS[op]
+        names = ("x0", "x1")[: spec.arity]
+        text = f"{names[0]} {spec.symbol} {names[1]}" if spec.arity == 2 else (
+            f"{names[0]}**2.5" if op == "pow" else f"-{names[0]}" if op == "neg" else f"{op}({names[0]})")
+        case = Case(parse(text), np.array([[0.75, 1.25][: spec.arity]]))
+        program = compile_program(case.expr)
+        report = judge_case(host, program, case.points, oracles=False)
+        if report.crash:
+            blame = Blame("engine", op, text, f"{op} {report.crash[0]}es alone on ordinary inputs: {report.crash[1]}", program.output, tuple(case.points[0]))
+            found.append(_Occurrence((report.crash[0], "engine", op), "error", -1, len(found), text, case.points.tolist(), 0, blame, report.crash))
+    return found
 
 
 def _conventions(host: Any, ops: Sequence[str]) -> tuple[str, ...]:
@@ -533,13 +559,16 @@ def check_engine(
         target = name if isinstance(host, Sandbox) else (target_of(host.engine) if isinstance(host, InProcess) else None)
         if workers > 1 and not isinstance(host, Sandbox):
             raise ValueError(f"workers={workers}: parallel runs need an engine that can be re-imported (a module:Class or file.py:Class target)")
+        smoke = _smoke(host, tested)
         config = _Config(target, tested, seed, float(timeout), MAX_LEAVES, POINTS_PER_CASE,
-                         started + time_budget if time_budget else None)
+                         started + time_budget if time_budget else None,
+                         frozenset(o.signature[2] for o in smoke))
         shards = list(range(math.ceil(examples / SHARD_SIZE)))
         if workers == 1:
             findings, results = _serial(host, config, shards, examples, progress)
         else:
             findings, results = _parallel(config, shards, examples, workers, progress)
+        findings = [_crash_finding(host, o) for o in smoke] + list(findings)
         conventions = _conventions(host, tested)
     finally:
         host.close()
@@ -554,6 +583,7 @@ def check_engine(
         ops=tested, supported=tuple(host.supported), missing=missing, findings=errors, warnings=warnings,
         counts=dict(counts), notes=dict(notes), conventions=conventions, duration=time.time() - started,
         stopped=stopped, workers=workers, skipped=sum(r.skipped for r in results), oracle_findings=oracle_findings,
+        quarantined=tuple(sorted(config.quarantined)),
         settings={"timeout": timeout, "time_budget": time_budget, "max_leaves": MAX_LEAVES,
                   "points_per_case": POINTS_PER_CASE, "shard_size": SHARD_SIZE},
     )

@@ -155,7 +155,7 @@ def build_finding(
     if outcome is None and not crash_kind:
         return None
     if crash_kind:
-        chosen = Verdict(crash_kind, "error", "engine", f"engine {crash_message}")
+        chosen = Verdict(crash_kind, "error", "engine", crash_message[:1].upper() + crash_message[1:])
     elif verdicts:
         chosen = worst(list(verdicts))
     else:
