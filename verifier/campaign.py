@@ -327,7 +327,7 @@ def _shrink(host: Any, config: _Config, occurrence: _Occurrence, quarantine: Seq
     strategy = cases(ops=config.ops, max_leaves=config.max_leaves, count=config.count)
     try:
         find(strategy, predicate, settings=_hypothesis(occurrence.index + 1, True), random=random.Random(_shard_seed(config.seed, occurrence.shard)))
-    except (NoSuchExample, Unsatisfiable, _Stop, KeyboardInterrupt):
+    except (NoSuchExample, Unsatisfiable, _Stop):
         pass
     if best[0] is None:
         return _finding_of(host, occurrence, occurrence, shrunk=False)
@@ -608,11 +608,22 @@ def _serial(host: Any, config: _Config, shards: list[int], examples: int, progre
     findings = []
     stopped = any(r.stopped for r in results)
     for occurrence in first.values():
-        if stopped:  # no time to shrink: report what was seen
-            findings.append(_crash_finding(host, occurrence) if occurrence.crash else _finding_of(host, occurrence, occurrence, False))
-        else:
-            findings.append(_shrink(host, config, occurrence, quarantine[occurrence.shard]))
+        if not stopped:
+            try:
+                findings.append(_shrink(host, config, occurrence, quarantine[occurrence.shard]))
+                continue
+            except KeyboardInterrupt:  # stop shrinking; keep everything found
+                stopped = True
+                results[-1].stopped = "interrupted"
+        findings.append(_unshrunk(host, occurrence))
     return findings, results
+
+
+def _unshrunk(host: Any, occurrence: _Occurrence) -> Finding | None:
+    """The finding as first seen (no time to shrink it)."""
+    if occurrence.crash:
+        return _crash_finding(host, occurrence)
+    return _finding_of(host, occurrence, occurrence, False)
 
 
 def _parallel(config: _Config, shards: list[int], examples: int, workers: int, progress: Callable | None) -> tuple[list, list]:
@@ -621,6 +632,7 @@ def _parallel(config: _Config, shards: list[int], examples: int, workers: int, p
     counter = context.Value("i", 0)
     results: list[_ShardResult] = []
     findings: list[Finding | None] = []
+    pending: set = set()
     with ProcessPoolExecutor(max_workers=workers, mp_context=context, initializer=_worker_init, initargs=(config, stop, counter)) as pool:
         try:
             pending = {pool.submit(_worker_explore, shard, examples) for shard in shards}
@@ -649,10 +661,7 @@ def _parallel(config: _Config, shards: list[int], examples: int, workers: int, p
         if first:
             host = Sandbox(config.target, timeout=config.timeout)
             try:
-                findings = [
-                    _crash_finding(host, occ) if occ.crash else _finding_of(host, occ, occ, False)
-                    for occ in first.values()
-                ]
+                findings = [_unshrunk(host, occ) for occ in first.values()]
             finally:
                 host.close()
     return findings, results

@@ -74,7 +74,10 @@ def local_rule(op: str, param: float | None = None) -> LocalRule:
     def as_arrays(*args: Any) -> tuple[Any, ...]:
         shape = np.shape(args[0])
         with np.errstate(all="ignore"):
-            return tuple(np.broadcast_to(np.asarray(r, dtype=float), shape) for r in numpy_fn(*args))
+            results = numpy_fn(*args)
+        # Constant derivatives (add's 1) come back as Python numbers: give them the
+        # points' shape.
+        return tuple(r if isinstance(r, np.ndarray) and r.shape == shape else np.full(shape, r, dtype=float) for r in results)
 
     one_sided = []
     for kink in spec.kinks:

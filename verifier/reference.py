@@ -158,7 +158,7 @@ def sweep(program: Program, points: np.ndarray) -> Sweep:
             for rule in spec.domain(param):
                 a, noise = argv[rule.arg], e[args[rule.arg]]
                 margin = np.abs(a) if rule.kind == "nonzero" else a
-                clear = np.abs(margin) > NEAR * noise
+                clear = (np.abs(margin) > NEAR * noise) | (noise == 0)  # an exact input is never "near"
                 outside |= clear & ~rule.holds(a) & ~np.isnan(a)
                 near |= ~clear
             for kink in spec.kinks:

@@ -45,7 +45,8 @@ EXPONENTS: tuple[float, ...] = (2.0, 3.0, 0.5, -1.0, 2.5, -2.0, 1.5, -0.5, 1.0 /
 SIMPLE: tuple[float, ...] = (0.0, 1.0, -1.0, 2.0, -2.0, 0.5, -0.5, 3.0, 10.0, -3.0)
 CONSTANTS: tuple[float, ...] = (1.0, 2.0, 0.5, 3.0, -1.0, 10.0, -2.0, 0.1, 1e-3, 100.0)
 TINY_MANTISSAS: tuple[float, ...] = (1.0, -1.0, 1.5, -3.0, 2.5, -7.0)
-SCALAR_BYTES = 5  # one class byte and four bytes of value per coordinate
+SCALAR_BYTES = 4  # one class byte and three bytes of value per coordinate
+_TINY_POWERS = np.array([10.0 ** -(4 + k) for k in range(297)])
 STEP_BYTES = 6  # most bytes one expression step reads
 
 
@@ -98,19 +99,18 @@ def decode_scalar(chunk: bytes, previous: float | None = None) -> float:
     smaller value bytes give numbers with fewer significant bits.
     """
     kind = chunk[0] if chunk else 0
-    m = int.from_bytes(chunk[1:5].ljust(4, b"\0"), "big")
+    m = int.from_bytes(chunk[1:SCALAR_BYTES].ljust(SCALAR_BYTES - 1, b"\0"), "big")
     sign = -1.0 if kind & 1 else 1.0
     band = kind >> 5  # 8 bands of 32 values
     if band <= 1:
         return SIMPLE[kind % len(SIMPLE)]
     if band <= 4:
-        return sign * m * 2.0**-30  # [0, 4)
+        return sign * m * 2.0**-22  # [0, 4)
     if band == 5 and previous is not None:
         return previous
     if band <= 6:
-        return sign * m * 2.0**-22  # [0, 1024)
-    mantissa = TINY_MANTISSAS[m % len(TINY_MANTISSAS)]
-    return mantissa * 10.0 ** -(4 + (m >> 8) % 297)  # down to 1e-300
+        return sign * m * 2.0**-14  # [0, 1024)
+    return TINY_MANTISSAS[m % len(TINY_MANTISSAS)] * _TINY_POWERS[(m >> 8) % 297]  # down to 1e-300
 
 
 @st.composite
@@ -180,12 +180,23 @@ def expressions(
 
 
 def _decode_points(data: bytes, count: int, width: int) -> np.ndarray:
-    out = np.empty((count, width))
-    for row in range(count):
-        previous = None
-        for column in range(width):
-            start = (row * width + column) * SCALAR_BYTES
-            previous = out[row, column] = decode_scalar(data[start:start + SCALAR_BYTES], previous)
+    """All coordinates at once (vectorised :func:`decode_scalar`)."""
+    raw = np.frombuffer(data.ljust(count * width * SCALAR_BYTES, b"\0"), dtype=np.uint8)
+    raw = raw[: count * width * SCALAR_BYTES].reshape(count, width, SCALAR_BYTES).astype(np.int64)
+    kind = raw[..., 0]
+    m = (raw[..., 1] << 16) | (raw[..., 2] << 8) | raw[..., 3]
+    sign = np.where(kind & 1, -1.0, 1.0)
+    band = kind >> 5
+    tiny = np.asarray(TINY_MANTISSAS)[m % len(TINY_MANTISSAS)] * _TINY_POWERS[(m >> 8) % 297]
+    out = np.select(
+        [band <= 1, band <= 4, band <= 6],
+        [np.asarray(SIMPLE)[kind % len(SIMPLE)], sign * m * 2.0**-22, sign * m * 2.0**-14],
+        tiny,
+    )
+    # Band 5 copies the previous coordinate of the point (large when there is none).
+    for column in range(1, width):
+        copy = band[:, column] == 5
+        out[copy, column] = out[copy, column - 1]
     return out
 
 

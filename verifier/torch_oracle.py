@@ -37,11 +37,13 @@ class TorchResult:
 def evaluate(program: Program, points: Sequence[Sequence[float]]) -> TorchResult:
     """Value and gradient of ``program`` at every point, in torch float64."""
     array = np.asarray(points, dtype=float).reshape(-1, len(program.variables))
-    leaves = [torch.tensor(array[:, k], dtype=torch.float64, requires_grad=True) for k in range(array.shape[1])]
+    # One leaf tensor (variables x points); each variable is a row of it.
+    leaf = torch.tensor(array.T, dtype=torch.float64, requires_grad=True)
+    rows = list(leaf.unbind(0))
     built: list[Any] = []
     for op, args, param in zip(program.ops, program.args, program.params):
         if op == "var":
-            built.append(leaves[param])
+            built.append(rows[param])
         elif op == "const":
             built.append(param)
         else:
@@ -50,10 +52,6 @@ def evaluate(program: Program, points: Sequence[Sequence[float]]) -> TorchResult
                 argv = [torch.tensor(a, dtype=torch.float64) if isinstance(a, float) else a for a in argv]
             built.append(OPS[op].torch(*argv, param))
     out = built[-1]
-    if out.requires_grad:
-        out.sum().backward()
-    gradient = np.stack(
-        [leaf.grad.numpy() if leaf.grad is not None else np.zeros(array.shape[0]) for leaf in leaves], axis=1
-    ) if leaves else np.zeros((array.shape[0], 0))
+    (grad,) = torch.autograd.grad(out.sum(), leaf)
     value = np.broadcast_to(out.detach().numpy(), (array.shape[0],)).astype(float)
-    return TorchResult(value=value, gradient=gradient)
+    return TorchResult(value=value, gradient=grad.numpy().T.copy())

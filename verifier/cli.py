@@ -1,0 +1,265 @@
+"""The ``verifier`` command (also ``python -m verifier``).
+
+Exit codes: 0 no error finding; 1 error findings (or, for ``replay``, a finding that
+still fails); 2 a usage or configuration error, reported in one line; 130 the run
+was interrupted (the partial report is still written).
+"""
+
+from __future__ import annotations
+
+import math
+import sys
+from pathlib import Path
+from typing import Any, Sequence
+
+import click
+
+from verifier import __version__
+
+EXAMPLES = """
+\b
+Examples:
+  verifier check --report report.html
+  verifier check --engine my_value.py:Value --examples 1000 --report report.html
+  verifier check --engine micrograd.engine:Value --ops add,mul,pow,relu
+  verifier compare "tanh(x0*x1) - 3/x1" --at x0=0.5,x1=2
+  verifier replay report.json --id F1a2b3c4d
+"""
+
+
+class UsageFailure(Exception):
+    """A one-line usage or configuration error (exit 2)."""
+
+
+def _console(stderr: bool = False) -> Any:
+    from rich.console import Console
+
+    return Console(stderr=stderr, highlight=False, soft_wrap=True)
+
+
+@click.group(epilog=EXAMPLES, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="crossgrad verifier")
+def cli() -> None:
+    """Cross-check an autograd engine's gradients against exact symbolic
+    derivatives (SymPy at 50 digits), PyTorch and central differences."""
+
+
+# -- check --------------------------------------------------------------------------------
+
+@cli.command(epilog=EXAMPLES)
+@click.option("--engine", "target", default="engine:Value", show_default=True, metavar="TARGET",
+              help="The engine class: package.module:Class or path/to/file.py:Class.")
+@click.option("--examples", type=click.IntRange(min=1), default=300, show_default=True, help="Random expressions to try.")
+@click.option("--seed", type=click.IntRange(min=0), default=0, show_default=True, help="Same seed, same findings.")
+@click.option("--ops", default=None, metavar="LIST", help="Comma-separated ops to exercise (default: all the engine has).")
+@click.option("--json", "json_path", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="Write the findings as JSON (default: next to --report).")
+@click.option("--report", "report_path", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="Write the HTML report here.")
+@click.option("--timeout", type=click.FloatRange(min=0, min_open=True), default=10.0, show_default=True,
+              help="Seconds one case may take before it counts as a hang.")
+@click.option("--time-budget", type=click.FloatRange(min=0, min_open=True), default=None,
+              help="Stop exploring after this many seconds; what was found is reported.")
+@click.option("--workers", type=click.IntRange(min=1), default=1, show_default=True, help="Processes to run shards in.")
+def check(target: str, examples: int, seed: int, ops: str | None, json_path: Path | None, report_path: Path | None,
+          timeout: float, time_budget: float | None, workers: int) -> None:
+    """Run a campaign against an engine and report every discrepancy."""
+    from verifier.campaign import check_engine
+    from verifier.ops import op_names
+
+    try:
+        chosen = op_names(ops)
+    except ValueError as error:
+        raise UsageFailure(f"--ops: {error}") from None
+    if report_path is not None and json_path is None:
+        json_path = report_path.with_suffix(".json")
+    for path in (json_path, report_path):
+        if path is not None and not path.parent.exists():
+            raise UsageFailure(f"cannot write {path}: folder {path.parent} does not exist")
+    console = _console(stderr=True)
+    with _progress(console) as update:
+        try:
+            result = check_engine(target, examples=examples, seed=seed, ops=chosen, timeout=timeout,
+                                  time_budget=time_budget, workers=workers, progress=update)
+        except ValueError as error:  # includes EngineLoadError
+            raise UsageFailure(str(error)) from None
+    report = result.to_dict()
+    if json_path is not None:
+        from reports import write_json
+
+        write_json(report, json_path)
+    if report_path is not None:
+        from reports import write_html
+
+        write_html(report, report_path, json_path=str(json_path) if json_path else None)
+    _summary(_console(), result, json_path, report_path)
+    if result.stopped == "interrupted":
+        raise SystemExit(130)
+    raise SystemExit(0 if result.ok else 1)
+
+
+class _Progress:
+    """A progress bar on a terminal; nothing when output is piped."""
+
+    def __init__(self, console: Any) -> None:
+        self.console = console
+        self.bar: Any = None
+        self.task: Any = None
+
+    def __enter__(self) -> Any:
+        if self.console.is_terminal:
+            from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+            self.bar = Progress(TextColumn("checking"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                                console=self.console, transient=True)
+            self.bar.__enter__()
+        return self.update
+
+    def update(self, done: int, total: int) -> None:
+        if self.bar is None:
+            return
+        if self.task is None:
+            self.task = self.bar.add_task("check", total=total)
+        self.bar.update(self.task, completed=done)
+
+    def __exit__(self, *exc: Any) -> None:
+        if self.bar is not None:
+            self.bar.__exit__(*exc)
+
+
+def _progress(console: Any) -> _Progress:
+    return _Progress(console)
+
+
+def _summary(console: Any, result: Any, json_path: Path | None, report_path: Path | None) -> None:
+    from rich.table import Table
+
+    from verifier.judge import format_point
+
+    console.print(f"[bold]crossgrad[/bold] checked [bold]{_plain(result.engine)}[/bold]: "
+                  f"{result.examples} examples (seed {result.seed}) in {result.duration:.1f} s"
+                  + ("" if result.stopped == "completed" else f" — stopped early ({result.stopped})"))
+    console.print(f"ops tested: {', '.join(result.ops)}")
+    if result.missing:
+        console.print(f"ops missing (not generated): {', '.join(result.missing)}")
+    if result.quarantined:
+        console.print(f"ops quarantined (crash or hang alone): {', '.join(result.quarantined)}")
+    if result.conventions:
+        console.print(f"conventions: {', '.join(result.conventions)}")
+    rows = result.summary_by_op()
+    if rows:
+        table = Table(title="findings by op and kind")
+        for column in ("op", "kind", "severity", "count"):
+            table.add_column(column)
+        for op, kind, severity, count in rows:
+            table.add_row(_plain(op), kind, severity, str(count))
+        console.print(table)
+    for finding in result.findings + result.warnings:
+        where = format_point(finding.variables, finding.point)
+        console.print(f"[{'red' if finding.severity == 'error' else 'yellow'}]{finding.severity}[/] "
+                      f"{finding.kind} · {_plain(finding.blame.op or finding.blame.backend)}: "
+                      f"{_plain(finding.expression)} at {where}\n    {_plain(finding.message)}")
+    if not result.findings:
+        console.print(f"[green]No discrepancies[/green] in {result.examples} examples"
+                      + (f" ({len(result.warnings)} warnings)" if result.warnings else "") + ".")
+    for label, path in (("JSON", json_path), ("report", report_path)):
+        if path is not None:
+            console.print(f"{label}: {path}")
+
+
+def _plain(text: Any) -> str:
+    """Text shown as is (no rich markup from engine names or messages)."""
+    from rich.markup import escape
+
+    return escape(str(text))
+
+
+# -- compare ---------------------------------------------------------------------------------
+
+def _parse_point(text: str) -> dict[str, float]:
+    point: dict[str, float] = {}
+    for part in filter(None, (p.strip() for p in text.split(","))):
+        name, sep, value = part.partition("=")
+        if not sep or not name.strip():
+            raise UsageFailure(f"--at: {part!r} is not of the form name=number (e.g. --at x0=1.5,x1=-2)")
+        try:
+            number = float(value)
+        except ValueError:
+            raise UsageFailure(f"--at: {value.strip()!r} for {name.strip()} is not a number") from None
+        if not math.isfinite(number):
+            raise UsageFailure(f"--at: {name.strip()}={value.strip()} is not a finite number")
+        point[name.strip()] = number
+    return point
+
+
+@cli.command(epilog=EXAMPLES)
+@click.argument("expression")
+@click.option("--at", "at", required=True, metavar="x=1,y=2", help="The point: a value for each variable.")
+@click.option("--engine", "target", default="engine:Value", show_default=True, metavar="TARGET",
+              help="The engine class to include, or 'none'.")
+def compare(expression: str, at: str, target: str) -> None:
+    """Show every oracle's value and gradient of EXPRESSION at one point."""
+    from verifier.compare import compare as run_compare
+
+    point = _parse_point(at)
+    try:
+        result = run_compare(expression, point, engine=False if target == "none" else target)
+    except (ValueError, TypeError) as error:  # parse errors, bad points, bad targets
+        raise UsageFailure(str(error)) from None
+    print(result)
+    raise SystemExit(1 if result.verdict == "disagree" else 0)
+
+
+# -- replay ----------------------------------------------------------------------------------
+
+@cli.command(epilog=EXAMPLES)
+@click.argument("findings", type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--id", "finding_id", default=None, help="Replay only this finding.")
+@click.option("--engine", "target", default=None, metavar="TARGET", help="Replay against another engine (default: the one recorded).")
+@click.option("--timeout", type=click.FloatRange(min=0, min_open=True), default=10.0, show_default=True)
+def replay(findings: Path, finding_id: str | None, target: str | None, timeout: float) -> None:
+    """Re-run recorded findings and say whether each still fails."""
+    from verifier.replay import load_findings, replay_finding
+
+    try:
+        report, chosen = load_findings(findings, finding_id)
+    except ValueError as error:
+        raise UsageFailure(str(error)) from None
+    engine = target or report.get("engine") or "engine:Value"
+    failing = 0
+    try:
+        for finding in chosen:
+            still, text = replay_finding(engine, finding, timeout=timeout)
+            failing += still
+            print(text)
+    except ValueError as error:
+        raise UsageFailure(str(error)) from None
+    raise SystemExit(1 if failing else 0)
+
+
+# -- entry point -----------------------------------------------------------------------------
+
+def main(argv: Sequence[str] | None = None) -> None:
+    """Run the CLI; every usage error is one line on stderr with exit code 2."""
+    try:
+        cli.main(args=list(argv) if argv is not None else None, prog_name="verifier", standalone_mode=False)
+    except UsageFailure as error:
+        _fail(str(error))
+    except click.UsageError as error:
+        if type(error).__name__.startswith("NoArgsIsHelp") and error.ctx is not None:
+            click.echo(error.ctx.get_help())  # plain `verifier`: show the help
+            raise SystemExit(2) from None
+        _fail(error.format_message())
+    except click.exceptions.Abort:
+        _fail("interrupted", code=130)
+    except KeyboardInterrupt:
+        _fail("interrupted", code=130)
+    except click.exceptions.Exit as done:
+        raise SystemExit(done.exit_code) from None
+    raise SystemExit(0)
+
+
+def _fail(message: str, code: int = 2) -> None:
+    text = " ".join(message.split())
+    print(f"verifier: error: {text}", file=sys.stderr)
+    raise SystemExit(code)

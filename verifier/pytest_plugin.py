@@ -1,0 +1,493 @@
+"""crossgrad's pytest plugin: the property suites against any engine, in pytest.
+
+Installed with crossgrad (``pytest11`` entry point ``crossgrad``); or load it with
+``-p verifier.pytest_plugin``. It adds:
+
+* options, grouped under "crossgrad": ``--verifier-engine TARGET`` (default
+  ``engine:Value``, or the ``verifier_engine`` ini value), ``--verifier-examples N``
+  (overrides ``max_examples`` of the Hypothesis profile), ``--verifier-seed S``
+  (default 0: the same examples on every run), ``--verifier-report PATH.html``
+  and ``--verifier-json PATH``;
+* fixtures ``verifier_engine`` (the engine class) and ``verifier_ops`` (the names
+  of the ops it supports);
+* the marker ``requires_ops(*names)``: the test is skipped, with the reason
+  ``engine lacks exp, log``, unless the engine has them all;
+* the engine, its ops, the seed and the Hypothesis profile in the report header;
+* failures of :class:`verifier.assertions.GradientMismatch` shown as the compact
+  table and the ``verifier replay`` command instead of a traceback;
+* the session's findings written once (by the xdist controller when there are
+  workers) as JSON (``crossgrad-findings.json`` in the rootdir, if anything failed)
+  and, on request, as the HTML report of ``verifier check``.
+
+Example::
+
+    pytest --pyargs properties --verifier-engine path/to/my_engine.py:Value
+    pytest --pyargs properties --hypothesis-profile=ci -n 2 --verifier-report crossgrad.html
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import time
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Iterator
+
+import pytest
+
+from verifier.profiles import register_profiles
+
+# Before any pytest_configure: Hypothesis's plugin loads --hypothesis-profile there.
+register_profiles()
+
+__all__ = ["DEFAULT_JSON", "engine_of"]
+
+DEFAULT_JSON = "crossgrad-findings.json"
+ENGINE_FIXTURES = ("verifier_engine", "verifier_ops")
+
+
+@dataclass
+class _State:
+    """The session's crossgrad state (one per process: controller and workers)."""
+
+    target: str
+    explicit: bool
+    seed: int
+    examples: int | None
+    report_path: Path | None
+    json_path: Path
+    json_explicit: bool
+    engine: type | None = None
+    error: str = ""
+    supported: tuple[str, ...] = ()
+    missing: tuple[str, ...] = ()
+    findings: dict[str, dict] = field(default_factory=dict)
+    stats: Counter = field(default_factory=Counter)
+    outcomes: dict[str, str] = field(default_factory=dict)
+    workers: set = field(default_factory=set)
+    started: float = field(default_factory=time.time)
+    written: list[str] = field(default_factory=list)
+    problems: list[str] = field(default_factory=list)
+
+
+_STATE = pytest.StashKey[_State]()
+
+
+def _state(config: pytest.Config) -> _State:
+    return config.stash[_STATE]
+
+
+def _is_worker(config: pytest.Config) -> bool:
+    return hasattr(config, "workerinput")
+
+
+# -- options ----------------------------------------------------------------------------
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    group = parser.getgroup("crossgrad", "crossgrad: gradient property suites (verifier)")
+    group.addoption(
+        "--verifier-engine", metavar="TARGET", default=None,
+        help="engine under test: package.module:Class or path/to/file.py:Class "
+             "(default: the verifier_engine ini value, else engine:Value)",
+    )
+    group.addoption(
+        "--verifier-examples", metavar="N", type=int, default=None,
+        help="examples per property (default: max_examples of the Hypothesis profile)",
+    )
+    group.addoption(
+        "--verifier-seed", metavar="S", type=int, default=0,
+        help="seed of the examples of crossgrad's properties (default: 0)",
+    )
+    group.addoption(
+        "--verifier-report", metavar="PATH.html", default=None,
+        help="write the HTML report of the session's findings here",
+    )
+    group.addoption(
+        "--verifier-json", metavar="PATH", default=None,
+        help=f"write the session's findings here, for `verifier replay PATH --id ID` "
+             f"(default: {DEFAULT_JSON} in the rootdir, written only if something failed)",
+    )
+    parser.addini("verifier_engine", "engine under test when --verifier-engine is not given", default="")
+
+
+def _path(text: str) -> Path:
+    return Path(os.path.abspath(os.path.expanduser(os.path.expandvars(text))))
+
+
+@pytest.hookimpl(trylast=True)  # after Hypothesis's plugin has loaded --hypothesis-profile
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line(
+        "markers",
+        "requires_ops(*names): skip unless the engine under test (--verifier-engine) "
+        "has all these ops, e.g. requires_ops('exp', 'log')",
+    )
+    option = config.getoption("--verifier-engine")
+    ini = (config.getini("verifier_engine") or "").strip()
+    examples = config.getoption("--verifier-examples")
+    seed = config.getoption("--verifier-seed")
+    if examples is not None and examples < 1:
+        raise pytest.UsageError(f"--verifier-examples={examples}: expected an int >= 1")
+    if seed < 0:
+        raise pytest.UsageError(f"--verifier-seed={seed}: expected an int >= 0")
+    report = config.getoption("--verifier-report")
+    json_option = config.getoption("--verifier-json")
+    state = _State(
+        target=option or ini or "engine:Value",
+        explicit=bool(option or ini),
+        seed=seed,
+        examples=examples,
+        report_path=_path(report) if report else None,
+        json_path=_path(json_option) if json_option else config.rootpath / DEFAULT_JSON,
+        json_explicit=bool(json_option),
+    )
+    config.stash[_STATE] = state
+    config.pluginmanager.register(_Session(config, state), "crossgrad-session")
+    if state.explicit:
+        # Asked for by name: a bad target stops the session with one line, before
+        # any test runs (and before xdist starts workers).
+        _load(state)
+        if state.error:
+            raise pytest.UsageError(f"--verifier-engine {state.target}: {state.error}")
+    if examples is not None:
+        from hypothesis import settings
+
+        name = f"{settings.get_current_profile_name()}-with-{examples}-examples"
+        settings.register_profile(name, max_examples=examples)  # the loaded profile, plus this
+        settings.load_profile(name)
+
+
+def _load(state: _State) -> type | None:
+    """Load the engine once; a failure is kept as a one-line message."""
+    if state.engine is None and not state.error:
+        from verifier.loader import EngineLoadError, load_engine
+        from verifier.run_engine import probe
+
+        try:
+            state.engine = load_engine(state.target)
+            state.supported, state.missing = probe(state.engine)
+        except EngineLoadError as error:
+            state.error = str(error)
+    return state.engine
+
+
+def engine_of(config: pytest.Config) -> type:
+    """The engine class under test (for plugins and conftests that need it
+    outside a fixture); ``pytest.UsageError`` if it cannot be loaded."""
+    state = _state(config)
+    engine = _load(state)
+    if engine is None:
+        raise pytest.UsageError(
+            f"--verifier-engine {state.target}: {state.error} "
+            "(name your engine with --verifier-engine path/to/file.py:Class)"
+        )
+    return engine
+
+
+def pytest_report_header(config: pytest.Config) -> list[str]:
+    state = _state(config)
+    from hypothesis import settings
+
+    profile = settings.get_current_profile_name()
+    lines = [
+        f"crossgrad: engine {state.target}, seed {state.seed}, "
+        f"hypothesis profile {profile!r} (max_examples={settings.default.max_examples})"
+    ]
+    if _load(state) is None:
+        lines.append(f"crossgrad: the engine cannot be loaded: {state.error}")
+    else:
+        lines.append(f"crossgrad: ops {', '.join(state.supported) or 'none'}; missing: {', '.join(state.missing) or 'none'}")
+    return lines
+
+
+# -- fixtures and the marker ------------------------------------------------------------
+
+@pytest.fixture(scope="session")
+def verifier_engine(pytestconfig: pytest.Config) -> type:
+    """The engine class under test (``--verifier-engine``, default ``engine:Value``).
+
+    Example:
+        >>> def test_square(verifier_engine):
+        ...     x = verifier_engine(3.0)
+        ...     (x * x).backward()
+        ...     assert x.grad == 6.0
+    """
+    return engine_of(pytestconfig)
+
+
+@pytest.fixture(scope="session")
+def verifier_ops(pytestconfig: pytest.Config) -> tuple[str, ...]:
+    """Names of the ops the engine under test supports, in the op table's order
+    (``('add', 'sub', 'mul', ...)``); use them as ``expressions(ops=verifier_ops)``."""
+    engine_of(pytestconfig)
+    return _state(pytestconfig).supported
+
+
+def _uses_engine(item: pytest.Item) -> bool:
+    names = getattr(item, "fixturenames", ())
+    return any(f in names for f in ENGINE_FIXTURES) or item.get_closest_marker("requires_ops") is not None
+
+
+def pytest_collection_modifyitems(session: pytest.Session, config: pytest.Config, items: list[pytest.Item]) -> None:
+    state = _state(config)
+    ours = [item for item in items if _uses_engine(item)]
+    if not ours:
+        return
+    # The default engine is loaded only when a test needs it: the plugin is active
+    # in every project where crossgrad is installed.
+    engine_of(config)
+    if config.getoption("--hypothesis-seed", None) is not None:
+        return  # Hypothesis's own seed option wins
+    from hypothesis import is_hypothesis_test, seed
+
+    for item in ours:
+        test = getattr(getattr(item, "obj", None), "__func__", getattr(item, "obj", None))
+        if test is not None and is_hypothesis_test(test) and getattr(test, "_hypothesis_internal_use_seed", None) is None:
+            seed(state.seed)(test)
+
+
+def pytest_runtest_setup(item: pytest.Item) -> None:
+    if "verifier.assertions" in sys.modules:
+        from verifier.assertions import set_replay_file
+
+        set_replay_file(_shown(_state(item.config).json_path))
+    wanted: list[str] = []
+    for mark in item.iter_markers("requires_ops"):
+        wanted += [str(name) for name in mark.args]
+    if not wanted:
+        return
+    from verifier.ops import OPS
+
+    unknown = [name for name in wanted if name not in OPS]
+    if unknown:
+        pytest.fail(f"requires_ops: unknown op {', '.join(map(repr, unknown))}; known: {', '.join(OPS)}", pytrace=False)
+    engine_of(item.config)
+    lacking = [name for name in dict.fromkeys(wanted) if name not in _state(item.config).supported]
+    if lacking:
+        pytest.skip(f"engine lacks {', '.join(lacking)}")
+
+
+def _shown(path: Path) -> str:
+    """``path`` relative to the working directory when it is below it."""
+    try:
+        return str(path.relative_to(Path.cwd()))
+    except ValueError:
+        return str(path)
+
+
+# -- failures: compact table, findings shipped to the controller -------------------------
+
+class _Crash:
+    """The one-line form of a failure (pytest's ``reprcrash``)."""
+
+    def __init__(self, path: str, lineno: int, message: str) -> None:
+        self.path, self.lineno, self.message = path, lineno, message
+
+    def __str__(self) -> str:
+        return f"{self.path}:{self.lineno}: {self.message}"
+
+
+class _Compact:
+    """A failure shown as text (the table), with a one-line crash message for the
+    short summary and ``--tb=line``."""
+
+    def __init__(self, text: str, crash: _Crash) -> None:
+        self.text, self.reprcrash = text, crash
+
+    def toterminal(self, tw: Any) -> None:
+        for line in self.text.splitlines():
+            tw.line(line)
+
+    def __str__(self) -> str:
+        return self.text
+
+
+def _leaves(error: BaseException) -> Iterator[BaseException]:
+    if isinstance(error, BaseExceptionGroup):
+        for inner in error.exceptions:
+            yield from _leaves(inner)
+    else:
+        yield error
+
+
+def _mismatches(error: BaseException) -> tuple[list[Any], bool]:
+    """The GradientMismatch errors in ``error`` and whether they are all there is."""
+    module = sys.modules.get("verifier.assertions")
+    if module is None:
+        return [], False
+    leaves = list(_leaves(error))
+    found = [e for e in leaves if isinstance(e, module.GradientMismatch)]
+    return found, len(found) == len(leaves)
+
+
+def _notes(error: BaseException) -> list[str]:
+    """Hypothesis's notes (the falsifying example), without the noise."""
+    return [n for n in getattr(error, "__notes__", ()) if isinstance(n, str)]
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo) -> Any:
+    report = yield
+    if call.when == "call" and "verifier.assertions" in sys.modules:
+        stats = sys.modules["verifier.assertions"].take_stats()
+        if stats:
+            report.crossgrad_stats = stats
+    if not report.failed or call.excinfo is None:
+        return report
+    found, alone = _mismatches(call.excinfo.value)
+    if not found:
+        return report
+    findings = []
+    for error in found:
+        if error.finding is not None:
+            data = error.finding.to_dict()
+            data.setdefault("extra", {})["test"] = item.nodeid
+            findings.append(json.dumps(data))
+    if findings:
+        report.crossgrad_findings = findings
+    if alone and item.config.getoption("tbstyle", "auto") not in ("long", "native"):
+        path, lineno, _ = item.location
+        blocks = []
+        for error in found:
+            blocks.append(f"{type(error).__name__}: {error}")
+        blocks += _notes(call.excinfo.value) + [n for e in found for n in _notes(e) if e is not call.excinfo.value]
+        first = str(found[0]).splitlines()[0] if str(found[0]) else type(found[0]).__name__
+        crash = _Crash(path, (lineno or 0) + 1, f"{type(found[0]).__name__}: {first}")
+        report.longrepr = _Compact("\n".join(blocks), crash)
+        report.crossgrad_crash = [crash.path, crash.lineno, crash.message]
+    return report
+
+
+# -- writing the findings ----------------------------------------------------------------
+
+def _report_dict(config: pytest.Config, session: pytest.Session, state: _State) -> dict[str, Any]:
+    from hypothesis import settings
+
+    from verifier import __version__
+
+    findings = list(state.findings.values())
+    errors = [f for f in findings if f.get("severity") == "error" and f.get("blame", {}).get("backend") == "engine"]
+    warnings = [f for f in findings if f.get("severity") != "error" and f.get("blame", {}).get("backend") == "engine"]
+    oracle = [f for f in findings if f.get("blame", {}).get("backend") != "engine"]
+    by_op = Counter((f["blame"].get("op") or f["blame"].get("backend"), f["kind"], f["severity"]) for f in errors + warnings)
+    points = {k.split(".", 1)[1]: v for k, v in state.stats.items() if k.startswith("points.")}
+    interrupted = session.shouldstop or session.exitstatus == pytest.ExitCode.INTERRUPTED
+    return {
+        "schema": "crossgrad-findings/1",
+        "tool": {"name": "crossgrad", "version": __version__},
+        "engine": state.target,
+        "seed": state.seed,
+        "examples": state.stats.get("examples", 0),
+        "examples_requested": state.examples or settings.default.max_examples,
+        "ops": list(state.supported),
+        "ops_supported": list(state.supported),
+        "ops_missing": list(state.missing),
+        "ops_quarantined": [],
+        "duration_s": round(time.time() - state.started, 3),
+        "stopped": "interrupted" if interrupted else "completed",
+        "workers": max(1, len(state.workers)),
+        "settings": {
+            "runner": "pytest",
+            "hypothesis_profile": settings.get_current_profile_name(),
+            "max_examples": settings.default.max_examples,
+            "tests": dict(Counter(state.outcomes.values())),
+            "args": list(config.invocation_params.args),
+        },
+        "summary": {
+            "errors": len(errors),
+            "warnings": len(warnings),
+            "by_op": [{"op": op, "kind": kind, "severity": sev, "count": n} for (op, kind, sev), n in sorted(by_op.items(), key=str)],
+            "points": points,
+            "oracle_notes": {},
+            "skipped_examples": 0,
+        },
+        "conventions": sorted({f["convention"] for f in findings if f.get("convention")}),
+        "discrepancies": errors,
+        "warnings": warnings,
+        "oracle_findings": oracle,
+    }
+
+
+def _write_json(data: dict[str, Any], path: Path) -> None:
+    try:
+        from reports import write_json
+    except ImportError:  # reports/ not installed or not written yet: plain JSON is enough
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps(data, indent=1, allow_nan=False) + "\n", encoding="utf-8")
+        return
+    write_json(data, path)
+
+
+class _Session:
+    """Per-session hooks (registered for each config, so that nested pytester
+    sessions keep their own state): collects what the tests found and writes it."""
+
+    def __init__(self, config: pytest.Config, state: _State) -> None:
+        self.config, self.state = config, state
+
+    @pytest.hookimpl(tryfirst=True)  # before the terminal reporter keeps the report
+    def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
+        if _is_worker(self.config):
+            return  # the controller collects what workers send
+        state = self.state
+        crash = getattr(report, "crossgrad_crash", None)
+        if crash and isinstance(report.longrepr, str):  # rebuilt on the xdist controller
+            report.longrepr = _Compact(report.longrepr, _Crash(*crash))
+        gateway = getattr(getattr(report, "node", None), "gateway", None)
+        if gateway is not None:
+            state.workers.add(gateway.id)
+        for text in getattr(report, "crossgrad_findings", None) or ():
+            data = json.loads(text)
+            state.findings.setdefault(data["id"], data)
+        state.stats.update(getattr(report, "crossgrad_stats", None) or {})
+        if report.when == "call" or report.outcome != "passed":
+            outcome = "xfailed" if hasattr(report, "wasxfail") and report.skipped else report.outcome
+            if report.when != "call" and report.outcome == "failed":
+                outcome = "error"
+            state.outcomes[report.nodeid] = outcome
+
+    @pytest.hookimpl(trylast=True)
+    def pytest_sessionfinish(self, session: pytest.Session, exitstatus: int) -> None:
+        if _is_worker(self.config):
+            return
+        state = self.state
+        if not (state.findings or state.json_explicit or state.report_path):
+            return
+        data = _report_dict(self.config, session, state)
+        json_written: Path | None = None
+        if state.findings or state.json_explicit:
+            try:
+                _write_json(data, state.json_path)
+                json_written = state.json_path
+                state.written.append(f"findings: {_shown(state.json_path)}")
+            except (OSError, ValueError, TypeError) as error:
+                state.problems.append(f"could not write {_shown(state.json_path)}: {type(error).__name__}: {error}")
+        if state.report_path is not None:
+            try:
+                from reports import write_html
+            except ImportError as error:
+                state.problems.append(f"--verifier-report needs the reports package ({error})")
+            else:
+                try:
+                    write_html(data, state.report_path, json_path=json_written)
+                    state.written.append(f"HTML report: {_shown(state.report_path)}")
+                except Exception as error:  # noqa: BLE001 - the session's result stands; say why there is no report
+                    state.problems.append(f"could not write {_shown(state.report_path)}: {type(error).__name__}: {error}")
+
+    def pytest_terminal_summary(self, terminalreporter: Any, exitstatus: int, config: pytest.Config) -> None:
+        state = self.state
+        if _is_worker(config) or not (state.written or state.problems):
+            return
+        terminalreporter.section("crossgrad")
+        if state.findings:
+            n = len(state.findings)
+            terminalreporter.line(f"{n} finding{'s' if n != 1 else ''} on engine {state.target}")
+        for line in state.written:
+            terminalreporter.line(line)
+        if state.findings:
+            first = next(iter(state.findings))
+            terminalreporter.line(f"replay one with: verifier replay {_shown(state.json_path)} --id {first}")
+        for line in state.problems:
+            terminalreporter.line(line, red=True)
