@@ -55,6 +55,18 @@ UNDERFLOW = mpmath.ldexp(1, -1075)  # exact results below this round to zero (no
 
 # -- the noise model, for numpy arrays (m = np) and mpmath numbers (m = mpmath) ------
 
+class _FloatMath:
+    """The few functions the noise model needs, on Python floats (fast), with the
+    names numpy and mpmath use."""
+
+    fabs = staticmethod(math.fabs)
+    log = staticmethod(math.log)
+    power = staticmethod(math.pow)
+
+
+FLOATS = _FloatMath()
+
+
 def _times(factor: Any, error: Any) -> Any:
     """``factor * error``, where an exact input (error 0) stays exact even if the
     factor is infinite (sqrt at an exact 0)."""
@@ -69,10 +81,10 @@ def _forward_floor(m: Any, spec: Op, argv: list[Any], out: Any, param: Any, firs
     return own + sum(_times(m.fabs(firsts[k]), errors[k]) for k in range(len(argv)))
 
 
-def _reverse(m: Any, program: Program, values: list[Any], locals_: list[tuple[Any, ...]], e: list[Any], overrides: dict[int, tuple[Any, ...]] | None = None) -> tuple[list[Any], list[Any]]:
-    """Adjoints ``g`` and their noise floors ``E`` for every node."""
+def _reverse(m: Any, program: Program, values: list[Any], locals_: list[tuple[Any, ...]], e: list[Any] | None, overrides: dict[int, tuple[Any, ...]] | None = None) -> tuple[list[Any], list[Any]]:
+    """Adjoints ``g`` and (unless ``e`` is None) their noise floors ``E`` for every node."""
     n = len(program)
-    zero = np.zeros_like(values[-1], dtype=float) if m is np else mpmath.mpf(0)
+    zero = np.zeros_like(values[-1], dtype=float) if m is np else (mpmath.mpf(0) if m is mpmath else 0.0)
     g: list[Any] = [zero] * n
     E: list[Any] = [zero] * n
     S: list[Any] = [zero] * n  # sum of |contributions|: their summation rounds too
@@ -91,12 +103,14 @@ def _reverse(m: Any, program: Program, values: list[Any], locals_: list[tuple[An
         argv = [values[j] for j in args]
         for k, j in enumerate(args):
             d = firsts[k]
+            c = g[i] * d
+            g[j] = g[j] + c
+            if e is None:
+                continue
             # How wrong the local derivative itself may be: its own rounding, and
             # its inputs' noise moving it (through the second derivatives).
             D = spec.ulps * U * spec.grad_scales[k](m, argv, values[i], program.params[i])
             D = D + sum(_times(m.fabs(seconds[k * arity + q]), e[jq]) for q, jq in enumerate(args))
-            c = g[i] * d
-            g[j] = g[j] + c
             S[j] = S[j] + m.fabs(c)
             E[j] = E[j] + E[i] * m.fabs(d) + m.fabs(g[i]) * D + PRODUCT_ULPS * U * m.fabs(c) + TINY
     return g, E
@@ -262,19 +276,46 @@ class _Result(Exception):
         self.reference = reference
 
 
+class _Lossy(Exception):
+    """A value or derivative does not survive conversion to float: floors in mpmath."""
+
+
 def exact(program: Program, point: Sequence[float], *, digits: int = DIGITS) -> PointReference:
-    """The exact reference at one point (see :class:`PointReference`)."""
+    """The exact reference at one point (see :class:`PointReference`).
+
+    Values and derivatives are computed in mpmath; the noise floors in plain floats
+    (fast) unless some value or derivative under- or overflows as a float, in which
+    case they are computed in mpmath too.
+    """
     with mpmath.workdps(digits):
         try:
-            return _exact(program, point)
+            return _exact(program, point, FLOATS)
+        except _Result as result:
+            return result.reference
+        except (_Lossy, OverflowError, ValueError, ZeroDivisionError):
+            pass  # a float under- or overflowed on the way
+        try:
+            return _exact(program, point, mpmath)
         except _Result as result:
             return result.reference
 
 
-def _exact(program: Program, point: Sequence[float]) -> PointReference:
+def _as(m: Any, x: Any) -> Any:
+    """``x`` in the number type of ``m``; raises _Lossy if a float would lose it."""
+    if m is mpmath:
+        return x
+    f = float(x)
+    if (f == 0.0 and x != 0) or math.isinf(f) and mpmath.isfinite(x):
+        raise _Lossy
+    return f
+
+
+def _exact(program: Program, point: Sequence[float], m: Any) -> PointReference:
     values: list[Any] = []
     locals_: list[tuple[Any, ...]] = []
-    e: list[Any] = []
+    e: list[Any] = []  # floors, in the number type of m
+    mvalues: list[Any] = []  # values and derivatives in that type too
+    mlocals: list[tuple[Any, ...]] = []
     status, detail, culprit = "defined", "", None
     kinks: list[int] = []
     nvars = len(program.variables)
@@ -292,7 +333,9 @@ def _exact(program: Program, point: Sequence[float]) -> PointReference:
             value = mpmath.mpf(float(point[param]) if op == "var" else param)
             values.append(value)
             locals_.append(())
-            e.append(U * abs(value) if op == "var" else mpmath.mpf(0))
+            mvalues.append(_as(m, value))
+            mlocals.append(())
+            e.append(U * abs(mvalues[-1]) if op == "var" else 0 * mvalues[-1])
             continue
         spec = OPS[op]
         argv = [values[j] for j in args]
@@ -318,7 +361,11 @@ def _exact(program: Program, point: Sequence[float]) -> PointReference:
             raise stop("not-representable", f"node {i} ({op}) {kind} float64", i, False)
         derivatives = _safe(local_rule(op, param).mpmath, *argv)[: len(args) + len(args) ** 2]
         locals_.append(derivatives)
-        e.append(_forward_floor(mpmath, spec, argv, value, param, derivatives, [e[j] for j in args]))
+        mvalues.append(_as(m, value))
+        # An infinite derivative (sqrt at 0) has no float floor to lose.
+        mlocals.append(tuple(_as(m, d) if mpmath.isfinite(d) else math.inf for d in derivatives))
+        margv = [mvalues[j] for j in args]
+        e.append(_forward_floor(m, spec, margv, mvalues[-1], param, mlocals[-1], [e[j] for j in args]))
         if status == "defined":
             try:
                 wide = [*derivatives[: len(args)], *spec.intermediates(mpmath, argv, param)]
@@ -334,9 +381,10 @@ def _exact(program: Program, point: Sequence[float]) -> PointReference:
     gradients, floors = [], []
     for sides in itertools.product((0, 1), repeat=len(kinks)):
         overrides = {node: _one_sided(program, node, side) for node, side in zip(kinks, sides)}
-        g, E = _reverse(mpmath, program, values, locals_, e, overrides)
+        g, _ = _reverse(mpmath, program, values, locals_, None, overrides)
         if any(_unbounded(x) for x in g):
             raise stop("gradient-not-representable", "an adjoint of the chain rule overflows float64", None, True)
+        _, E = _reverse(m, program, mvalues, mlocals, e, overrides)
         gradients.append([g[s] for s in slots])
         floors.append([E[s] for s in slots])
     if kinks:
