@@ -192,7 +192,8 @@ def _parse_point(text: str) -> dict[str, float]:
     return point
 
 
-@cli.command(epilog=EXAMPLES)
+# ignore_unknown_options: an expression may start with "-" ("-a**3 + b").
+@cli.command(epilog=EXAMPLES, context_settings={"ignore_unknown_options": True})
 @click.argument("expression")
 @click.option("--at", "at", required=True, metavar="x=1,y=2", help="The point: a value for each variable.")
 @click.option("--engine", "target", default="engine:Value", show_default=True, metavar="TARGET",
