@@ -61,14 +61,37 @@ class GradientMismatch(AssertionError):
     value and partials with their errors against the exact reference, the noise
     floor, the op to blame and the ``verifier replay`` command.
 
+    The table and the finding are built when first needed (``str()`` or
+    ``.finding``): Hypothesis raises this error many times while shrinking and
+    shows only the last one, and blaming an op costs more than judging.
+
     Attributes:
         finding: the full :class:`~verifier.findings.Finding` (None only when a
             relation broke and no single side could be judged wrong).
     """
 
-    def __init__(self, message: str, finding: Finding | None = None) -> None:
+    def __init__(self, message: str, finding: Finding | None = None, *, details: Callable[[], tuple[str, Finding | None]] | None = None) -> None:
         super().__init__(message)
-        self.finding = finding
+        self._message, self._finding, self._details = message, finding, details
+
+    def _resolve(self) -> None:
+        details, self._details = self._details, None
+        if details is None:
+            return
+        try:
+            self._message, self._finding = details()
+        except Exception as error:  # noqa: BLE001 - never lose the verdict over its details
+            self._message += f"\n  (the full table could not be built: {type(error).__name__}: {error})"
+        self.args = (self._message,)
+
+    @property
+    def finding(self) -> Finding | None:
+        self._resolve()
+        return self._finding
+
+    def __str__(self) -> str:
+        self._resolve()
+        return self._message
 
 
 def set_replay_file(path: str) -> None:
@@ -312,10 +335,17 @@ def assert_gradients(
     _stats.update({f"points.{k}": v for k, v in report.counts.items()})
     if report.error is None:
         return
-    finding = build_finding(host, program, rows[report.error.index])
-    if finding is None:  # it did not show again (a stateful engine?): the verdicts still stand
-        raise GradientMismatch("\n".join(v.message for v in report.error.verdicts) + f"\n  expression  {_short(str(e))}")
-    raise GradientMismatch(format_finding(finding, engine=host.name), finding)
+    verdicts = "\n".join(v.message for v in report.error.verdicts)
+    summary = f"{verdicts}\n  expression   {_short(str(e))}\n  point        {format_point(program.variables, rows[report.error.index])}"
+    at = rows[report.error.index]
+
+    def details() -> tuple[str, Finding | None]:
+        finding = build_finding(host, program, at)
+        if finding is None:  # it did not show again (a stateful engine?): the verdicts still stand
+            return summary, None
+        return format_finding(finding, engine=host.name), finding
+
+    raise GradientMismatch(summary, details=details)
 
 
 # -- assert_same_gradients --------------------------------------------------------------
@@ -390,7 +420,9 @@ def assert_same_gradients(
         compared += 1
         problem = _relation_problem(sides, p, names)
         if problem is not None:
-            raise _relation_failure(host, sides, p, names, problem)
+            what, difference, allowed = problem
+            summary = f"f = {_short(str(ef), 80)} and g = {_short(str(eg), 80)} differ in {what} at {format_point(names, rows[p])}"
+            raise GradientMismatch(summary, details=lambda: _relation_failure(host, sides, p, names, problem))
     _stats["points.compared"] += compared
     return compared
 
@@ -420,7 +452,7 @@ def _relation_problem(sides: list, p: int, names: tuple[str, ...]) -> tuple[str,
     return None
 
 
-def _relation_failure(host: InProcess, sides: list, p: int, names: tuple[str, ...], problem: tuple[str, float, float]) -> GradientMismatch:
+def _relation_failure(host: InProcess, sides: list, p: int, names: tuple[str, ...], problem: tuple[str, float, float]) -> tuple[str, Finding | None]:
     what, difference, allowed = problem
     (ef, pf, cf, sf, rf, of), (eg, pg, cg, sg, rg, og) = sides
     header = ["", "value", *[f"d/d{n}" for n in names[:MAX_COLUMNS]]]
@@ -451,7 +483,7 @@ def _relation_failure(host: InProcess, sides: list, p: int, names: tuple[str, ..
     if finding is None:
         lines.append("  blame        neither side is wrong alone against the exact reference "
                      "(state kept between calls, or rounding beyond float64 noise on both sides)")
-    return GradientMismatch("\n".join(lines), finding)
+    return "\n".join(lines), finding
 
 
 def _point_at(sides: list, p: int, names: tuple[str, ...]) -> list[float]:

@@ -169,8 +169,8 @@ def build_finding(
             blame = blame_engine(host, program, point, outcome, truth.node_values)
     variable = program.variables[chosen.variable] if chosen.variable is not None else None
     steps: tuple[tuple[float, float, float], ...] = ()
+    k = chosen.variable if chosen.variable is not None else 0
     if truth.value_judged:
-        k = chosen.variable if chosen.variable is not None else 0
         steps = tuple(numeric.step_sweep(program, point, k))
     expr = from_program(program)
     try:
@@ -187,7 +187,8 @@ def build_finding(
         value_floor=truth.value_floor, gradient_floor=truth.gradient_floor,
         variable=variable, ratio=chosen.ratio if math.isfinite(chosen.ratio) else None,
         graph=graph_nodes(program, truth, outcome, _node_of_blame(program, blame)),
-        steps=steps, mathml=mathml, latex=latex, shrunk=shrunk, original=original,
+        steps=steps, steps_variable=program.variables[k] if steps else None,
+        mathml=mathml, latex=latex, shrunk=shrunk, original=original,
         convention=kink_conventions(host, program, truth) if truth.kink_nodes else "",
     )
 

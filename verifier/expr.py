@@ -75,8 +75,12 @@ class Expr:
     def __setattr__(self, name: str, value: Any) -> None:
         raise AttributeError("Expr is immutable")
 
+    def __delattr__(self, name: str) -> None:
+        raise AttributeError("Expr is immutable")
+
     def __reduce__(self) -> tuple:
-        return (_rebuild, (str(self),))
+        # Through the plain-data Program: any valid Expr, whatever the parser's limits.
+        return (from_program, (compile_program(self),))
 
     # -- structure -----------------------------------------------------------
     def nodes(self) -> list[Expr]:
@@ -178,12 +182,6 @@ class Expr:
 
     def __bool__(self) -> bool:
         return True
-
-
-def _rebuild(text: str) -> Expr:
-    from verifier.parse import parse
-
-    return parse(text)
 
 
 def _param_key(param: Any) -> Any:

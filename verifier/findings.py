@@ -121,8 +121,10 @@ class Finding:
         variable: the partial concerned, if any.
         ratio: error over noise floor.
         graph: the computation graph with the blamed node marked.
-        steps: ``(h, forward, central)`` differences of the partial concerned,
-            for the error-versus-step plot.
+        steps: ``(h, forward, central)`` differences of the partial
+            ``steps_variable``, for the error-versus-step plot.
+        steps_variable: the variable of ``steps`` (the partial concerned, or the
+            first variable).
         mathml, latex: the expression typeset.
         shrunk: whether Hypothesis shrank it (crashes and hangs are reduced by
             checking ops alone instead).
@@ -147,6 +149,7 @@ class Finding:
     ratio: float | None = None
     graph: tuple[GraphNode, ...] = ()
     steps: tuple[tuple[float, float, float], ...] = ()
+    steps_variable: str | None = None
     mathml: str = ""
     latex: str = ""
     shrunk: bool = False

@@ -21,6 +21,7 @@ import functools
 from dataclasses import dataclass
 from typing import Any, Callable
 
+import mpmath
 import numpy as np
 import sympy
 
@@ -40,7 +41,8 @@ class LocalRule:
         numpy: ``f(*args) -> (d_0, ..., dd_00, dd_01, ...)`` in float64, where
             ``d_j`` is the derivative with respect to argument ``j`` and ``dd_jk``
             the derivative of ``d_j`` with respect to argument ``k``.
-        mpmath: ``f(*args) -> (d_0, ..., dd_...)`` in mpmath at the current precision.
+        mpmath: ``f(*args) -> (d_0, ..., dd_...)`` in mpmath at the current precision
+            (``inf`` for a derivative infinite there).
         one_sided: for each kink location, the derivatives from the left and from
             the right, per argument.
     """
@@ -69,7 +71,18 @@ def local_rule(op: str, param: float | None = None) -> LocalRule:
     second = [_no_delta(sympy.diff(d, s)) for d in first for s in symbols]
     exprs = first + second
     numpy_fn = sympy.lambdify(symbols, exprs, modules="numpy")
-    mpmath_fn = sympy.lambdify(symbols, exprs, modules="mpmath")
+    # One function per derivative: one infinite at this point (x**1.5's second
+    # derivative at 0) must not take the others with it.
+    mpmath_fns = [sympy.lambdify(symbols, expr, modules="mpmath") for expr in exprs]
+
+    def mpmath_fn(*args: Any) -> tuple[Any, ...]:
+        out = []
+        for f in mpmath_fns:
+            try:
+                out.append(f(*args))
+            except ZeroDivisionError:
+                out.append(mpmath.inf)
+        return tuple(out)
 
     def as_arrays(*args: Any) -> tuple[Any, ...]:
         shape = np.shape(args[0])
@@ -89,6 +102,6 @@ def local_rule(op: str, param: float | None = None) -> LocalRule:
         param=param,
         formulas=tuple(str(d.subs({_A: sympy.Symbol("a"), _B: sympy.Symbol("b")})) for d in first),
         numpy=as_arrays,
-        mpmath=lambda *args: tuple(mpmath_fn(*args)),
+        mpmath=mpmath_fn,
         one_sided=tuple(one_sided),
     )

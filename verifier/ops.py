@@ -192,7 +192,7 @@ OPS: dict[str, Op] = {
                 lambda m, args, out, p: m.fabs(1.0 / args[1]),
                 lambda m, args, out, p: m.fabs(out / args[1]),
             ),
-            intermediates=lambda m, args, p: (1 / (args[1] * args[1]),),
+            intermediates=lambda m, args, p: (args[1] * args[1], 1 / (args[1] * args[1])),
             ulps=3.0, precedence=2,
         ),
         Op(

@@ -70,8 +70,14 @@ def _snippet(text: str, node: ast.AST) -> str:
 
 
 class _Walker:
-    def __init__(self, text: str, limits: ParseLimits) -> None:
+    def __init__(self, text: str, limits: ParseLimits, original: str = "") -> None:
         self.text, self.limits = text, limits
+        # Positions are reported in the caller's text, before stripping.
+        original = original or text
+        leading = original[: len(original) - len(original.lstrip())]
+        self.line_shift = leading.count("\n")
+        self.column_shift = len(leading) - (leading.rfind("\n") + 1)
+        self.original = original
         self.bound: dict[str, Expr] = {}
         self.free: set[str] = set()
         self.count = 0
@@ -83,7 +89,9 @@ class _Walker:
         # col_offset counts UTF-8 bytes; convert to characters for the caret.
         source_line = self.text.splitlines()[line - 1] if self.text else ""
         column = len(source_line.encode()[: node.col_offset].decode(errors="replace")) + 1
-        return ParseError(message, self.text, line, column)
+        if line == 1:
+            column += self.column_shift
+        return ParseError(message, self.original, line + self.line_shift, column)
 
     def exponent(self, node: ast.expr) -> float:
         value = self.number(node)
@@ -124,7 +132,10 @@ class _Walker:
         self.free.add(node.id)
         if len(self.free) > self.limits.max_variables:
             raise self.fail(f"too many variables (at most {self.limits.max_variables})", node)
-        return var(node.id)
+        try:
+            return var(node.id)
+        except ValueError as error:  # a name Python allows but we do not (non-ASCII)
+            raise self.fail(str(error), node) from None
 
     def children(self, node: ast.AST) -> list[ast.expr]:
         """The sub-expressions to build first; raises on anything not whitelisted."""
@@ -223,11 +234,14 @@ def parse(text: str, *, limits: ParseLimits = ParseLimits()) -> Expr:
         raise ParseError(f"expected the expression as a string, got {type(text).__name__}")
     if len(text) > limits.max_length:
         raise ParseError(f"expression text is too long ({len(text)} characters, at most {limits.max_length})")
+    walker = _Walker(text.strip(), limits, text)
     try:
         tree = ast.parse(text.strip(), mode="exec")
     except SyntaxError as error:
         line, column = error.lineno or 0, error.offset or 0
-        raise ParseError(f"invalid syntax ({error.msg})", text.strip(), line, column) from None
+        if line == 1:
+            column += walker.column_shift
+        raise ParseError(f"invalid syntax ({error.msg})", text, line + walker.line_shift if line else 0, column) from None
     except (RecursionError, MemoryError):
         raise ParseError("expression is nested too deeply; name intermediate results (t1 = ...; t2 = ...)") from None
-    return _Walker(text.strip(), limits).module(tree)
+    return walker.module(tree)

@@ -5,7 +5,7 @@ Three profiles, chosen with ``pytest --hypothesis-profile=NAME``:
 ==========  ==============  =====================================================
 profile     max_examples    for
 ==========  ==============  =====================================================
-``ci``      50              CI: derandomized (the same examples on every run, so a
+``ci``      100             CI: derandomized (the same examples on every run, so a
                             red build is never luck), no deadline (shared runners
                             are slow and jittery), no example database (nothing
                             to carry between CI machines), the reproduction blob
@@ -39,7 +39,7 @@ __all__ = ["PROFILES", "register_profiles"]
 
 PROFILES: dict[str, dict] = {
     "ci": dict(
-        max_examples=50,
+        max_examples=100,
         derandomize=True,
         deadline=None,
         database=None,

@@ -113,8 +113,9 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     parser.addini("verifier_engine", "engine under test when --verifier-engine is not given", default="")
 
 
-def _path(text: str) -> Path:
-    return Path(os.path.abspath(os.path.expanduser(os.path.expandvars(text))))
+def _path(text: str, base: Path) -> Path:
+    """An option's path, relative to where pytest was invoked (xdist workers too)."""
+    return Path(os.path.normpath(base / os.path.expanduser(os.path.expandvars(text))))
 
 
 @pytest.hookimpl(trylast=True)  # after Hypothesis's plugin has loaded --hypothesis-profile
@@ -139,8 +140,8 @@ def pytest_configure(config: pytest.Config) -> None:
         explicit=bool(option or ini),
         seed=seed,
         examples=examples,
-        report_path=_path(report) if report else None,
-        json_path=_path(json_option) if json_option else config.rootpath / DEFAULT_JSON,
+        report_path=_path(report, config.invocation_params.dir) if report else None,
+        json_path=_path(json_option, config.invocation_params.dir) if json_option else config.rootpath / DEFAULT_JSON,
         json_explicit=bool(json_option),
     )
     config.stash[_STATE] = state
@@ -195,11 +196,28 @@ def pytest_report_header(config: pytest.Config) -> list[str]:
         f"crossgrad: engine {state.target}, seed {state.seed}, "
         f"hypothesis profile {profile!r} (max_examples={settings.default.max_examples})"
     ]
-    if _load(state) is None:
+    if not (state.explicit or state.engine is not None or _is_crossgrads_engine(state.target)):
+        lines.append(f"crossgrad: {state.target} is loaded when a test needs it")
+    elif _load(state) is None:
         lines.append(f"crossgrad: the engine cannot be loaded: {state.error}")
     else:
         lines.append(f"crossgrad: ops {', '.join(state.supported) or 'none'}; missing: {', '.join(state.missing) or 'none'}")
     return lines
+
+
+def _is_crossgrads_engine(target: str) -> bool:
+    """Whether the default target is crossgrad's own engine package (safe to import
+    for the header), not some project's own top-level ``engine`` module."""
+    import importlib.util
+
+    module = target.partition(":")[0]
+    try:
+        spec = importlib.util.find_spec(module)
+    except (ImportError, ValueError):
+        return False
+    if spec is None or spec.origin is None:
+        return False
+    return Path(spec.origin).resolve().parent.parent == Path(__file__).resolve().parent.parent
 
 
 # -- fixtures and the marker ------------------------------------------------------------
@@ -217,12 +235,19 @@ def verifier_engine(pytestconfig: pytest.Config) -> type:
     return engine_of(pytestconfig)
 
 
+class Ops(tuple):
+    """Op names, shown compactly in Hypothesis's falsifying examples."""
+
+    def __repr__(self) -> str:
+        return f"ops({', '.join(self)})"
+
+
 @pytest.fixture(scope="session")
 def verifier_ops(pytestconfig: pytest.Config) -> tuple[str, ...]:
     """Names of the ops the engine under test supports, in the op table's order
     (``('add', 'sub', 'mul', ...)``); use them as ``expressions(ops=verifier_ops)``."""
     engine_of(pytestconfig)
-    return _state(pytestconfig).supported
+    return Ops(_state(pytestconfig).supported)
 
 
 def _uses_engine(item: pytest.Item) -> bool:
@@ -238,6 +263,11 @@ def pytest_collection_modifyitems(session: pytest.Session, config: pytest.Config
     # The default engine is loaded only when a test needs it: the plugin is active
     # in every project where crossgrad is installed.
     engine_of(config)
+    for item in ours:
+        lacking = _lacking(item, state)
+        if lacking:
+            # A skip mark (not a skip in setup) reports the test's own location.
+            item.add_marker(pytest.mark.skip(reason=f"engine lacks {', '.join(lacking)}"))
     if config.getoption("--hypothesis-seed", None) is not None:
         return  # Hypothesis's own seed option wins
     from hypothesis import is_hypothesis_test, seed
@@ -248,31 +278,34 @@ def pytest_collection_modifyitems(session: pytest.Session, config: pytest.Config
             seed(state.seed)(test)
 
 
-def pytest_runtest_setup(item: pytest.Item) -> None:
-    if "verifier.assertions" in sys.modules:
-        from verifier.assertions import set_replay_file
-
-        set_replay_file(_shown(_state(item.config).json_path))
+def _lacking(item: pytest.Item, state: _State) -> list[str]:
+    """The ops named by the item's ``requires_ops`` marks that the engine lacks."""
     wanted: list[str] = []
     for mark in item.iter_markers("requires_ops"):
         wanted += [str(name) for name in mark.args]
     if not wanted:
-        return
+        return []
     from verifier.ops import OPS
 
     unknown = [name for name in wanted if name not in OPS]
     if unknown:
-        pytest.fail(f"requires_ops: unknown op {', '.join(map(repr, unknown))}; known: {', '.join(OPS)}", pytrace=False)
-    engine_of(item.config)
-    lacking = [name for name in dict.fromkeys(wanted) if name not in _state(item.config).supported]
-    if lacking:
-        pytest.skip(f"engine lacks {', '.join(lacking)}")
+        raise pytest.UsageError(
+            f"{item.nodeid}: requires_ops names unknown op {', '.join(map(repr, unknown))}; known: {', '.join(OPS)}"
+        )
+    return [name for name in dict.fromkeys(wanted) if name not in state.supported]
 
 
-def _shown(path: Path) -> str:
-    """``path`` relative to the working directory when it is below it."""
+def pytest_runtest_setup(item: pytest.Item) -> None:
+    if "verifier.assertions" in sys.modules:
+        from verifier.assertions import set_replay_file
+
+        set_replay_file(_shown(_state(item.config).json_path, item.config))
+
+
+def _shown(path: Path, config: pytest.Config) -> str:
+    """``path`` relative to where pytest was invoked, when it is below it."""
     try:
-        return str(path.relative_to(Path.cwd()))
+        return str(path.relative_to(config.invocation_params.dir))
     except ValueError:
         return str(path)
 
@@ -323,8 +356,12 @@ def _mismatches(error: BaseException) -> tuple[list[Any], bool]:
 
 
 def _notes(error: BaseException) -> list[str]:
-    """Hypothesis's notes (the falsifying example), without the noise."""
-    return [n for n in getattr(error, "__notes__", ()) if isinstance(n, str)]
+    """Hypothesis's notes (the falsifying example and how to reproduce it), without
+    the explain phase's list of lines run: the blame already names the op."""
+    return [
+        n for n in getattr(error, "__notes__", ())
+        if isinstance(n, str) and not n.startswith("Explanation:") and "These lines were always and only run" not in n
+    ]
 
 
 @pytest.hookimpl(wrapper=True)
@@ -388,12 +425,12 @@ def _report_dict(config: pytest.Config, session: pytest.Session, state: _State) 
         "duration_s": round(time.time() - state.started, 3),
         "stopped": "interrupted" if interrupted else "completed",
         "workers": max(1, len(state.workers)),
-        "settings": {
+        "settings": {  # flat scalars, as the JSON schema wants
             "runner": "pytest",
             "hypothesis_profile": settings.get_current_profile_name(),
             "max_examples": settings.default.max_examples,
-            "tests": dict(Counter(state.outcomes.values())),
-            "args": list(config.invocation_params.args),
+            **{f"tests_{outcome}": n for outcome, n in sorted(Counter(state.outcomes.values()).items())},
+            "args": " ".join(config.invocation_params.args),
         },
         "summary": {
             "errors": len(errors),
@@ -461,9 +498,9 @@ class _Session:
             try:
                 _write_json(data, state.json_path)
                 json_written = state.json_path
-                state.written.append(f"findings: {_shown(state.json_path)}")
+                state.written.append(f"findings: {_shown(state.json_path, self.config)}")
             except (OSError, ValueError, TypeError) as error:
-                state.problems.append(f"could not write {_shown(state.json_path)}: {type(error).__name__}: {error}")
+                state.problems.append(f"could not write {_shown(state.json_path, self.config)}: {type(error).__name__}: {error}")
         if state.report_path is not None:
             try:
                 from reports import write_html
@@ -471,10 +508,11 @@ class _Session:
                 state.problems.append(f"--verifier-report needs the reports package ({error})")
             else:
                 try:
-                    write_html(data, state.report_path, json_path=json_written)
-                    state.written.append(f"HTML report: {_shown(state.report_path)}")
+                    # The page quotes this path in its `verifier replay` lines.
+                    write_html(data, state.report_path, json_path=_shown(json_written, self.config) if json_written else None)
+                    state.written.append(f"HTML report: {_shown(state.report_path, self.config)}")
                 except Exception as error:  # noqa: BLE001 - the session's result stands; say why there is no report
-                    state.problems.append(f"could not write {_shown(state.report_path)}: {type(error).__name__}: {error}")
+                    state.problems.append(f"could not write {_shown(state.report_path, self.config)}: {type(error).__name__}: {error}")
 
     def pytest_terminal_summary(self, terminalreporter: Any, exitstatus: int, config: pytest.Config) -> None:
         state = self.state
@@ -488,6 +526,6 @@ class _Session:
             terminalreporter.line(line)
         if state.findings:
             first = next(iter(state.findings))
-            terminalreporter.line(f"replay one with: verifier replay {_shown(state.json_path)} --id {first}")
+            terminalreporter.line(f"replay one with: verifier replay {_shown(state.json_path, self.config)} --id {first}")
         for line in state.problems:
             terminalreporter.line(line, red=True)

@@ -47,9 +47,10 @@ __all__ = ["Sweep", "PointReference", "sweep", "exact", "NEAR", "DIGITS"]
 DIGITS = 50  # precision of the exact reference
 NEAR = 16.0  # within this many noise floors of an edge or a kink is "near" it
 PRODUCT_ULPS = 3.0  # rounding of one chain-rule product such as g * (-a / b**2)
-TINY = 2.0**-1022  # absolute: a subnormal result may be flushed to zero
+TINY = 2.0**-1022  # absolute: a subnormal result may be flushed to zero (= DBL_MIN)
 MAX_KINKS = 6  # more kinks at one point than this: too many one-sided combinations
 DBL_MAX = float(np.finfo(float).max)
+DBL_MIN = 2.0**-1022  # smallest normal float
 UNDERFLOW = mpmath.ldexp(1, -1075)  # exact results below this round to zero (not a float!)
 
 
@@ -75,10 +76,14 @@ def _times(factor: Any, error: Any) -> Any:
     return 0 if error == 0 else factor * error
 
 
-def _forward_floor(m: Any, spec: Op, argv: list[Any], out: Any, param: Any, firsts: Sequence[Any], errors: Sequence[Any]) -> Any:
-    """Noise floor of one op's value: its own rounding plus its inputs' noise."""
+def _forward_floor(m: Any, spec: Op, argv: list[Any], out: Any, param: Any, derivatives: Sequence[Any], errors: Sequence[Any]) -> Any:
+    """Noise floor of one op's value: its own rounding plus its inputs' noise, to
+    second order (t * t where t is a rounded 0 is not exactly 0)."""
+    n = len(argv)
     own = spec.ulps * U * spec.value_scale(m, argv, out, param) + TINY
-    return own + sum(_times(m.fabs(firsts[k]), errors[k]) for k in range(len(argv)))
+    first = sum(_times(m.fabs(derivatives[k]), errors[k]) for k in range(n))
+    second = sum(_times(_times(m.fabs(derivatives[n + j * n + k]), errors[j]), errors[k]) for j in range(n) for k in range(n))
+    return own + first + 0.5 * second
 
 
 def _reverse(m: Any, program: Program, values: list[Any], locals_: list[tuple[Any, ...]], e: list[Any] | None, overrides: dict[int, tuple[Any, ...]] | None = None) -> tuple[list[Any], list[Any]]:
@@ -112,7 +117,9 @@ def _reverse(m: Any, program: Program, values: list[Any], locals_: list[tuple[An
             D = spec.ulps * U * spec.grad_scales[k](m, argv, values[i], program.params[i])
             D = D + sum(_times(m.fabs(seconds[k * arity + q]), e[jq]) for q, jq in enumerate(args))
             S[j] = S[j] + m.fabs(c)
-            E[j] = E[j] + E[i] * m.fabs(d) + m.fabs(g[i]) * D + PRODUCT_ULPS * U * m.fabs(c) + TINY
+            # (g + dg)(d + dD) - g d: first-order terms, and the product of the two
+            # errors, which is all there is where g and d are both exactly 0.
+            E[j] = E[j] + E[i] * m.fabs(d) + m.fabs(g[i]) * D + E[i] * D + PRODUCT_ULPS * U * m.fabs(c) + TINY
     return g, E
 
 
@@ -173,6 +180,9 @@ def sweep(program: Program, points: np.ndarray) -> Sweep:
                 a, noise = argv[rule.arg], e[args[rule.arg]]
                 margin = np.abs(a) if rule.kind == "nonzero" else a
                 clear = (np.abs(margin) > NEAR * noise) | (noise == 0)  # an exact input is never "near"
+                if rule.gradient_only:  # the value exists (sqrt at 0): not outside, but not clean
+                    near |= ~clear | ~rule.holds(a)
+                    continue
                 outside |= clear & ~rule.holds(a) & ~np.isnan(a)
                 near |= ~clear
             for kink in spec.kinks:
@@ -182,8 +192,10 @@ def sweep(program: Program, points: np.ndarray) -> Sweep:
             values.append(value)
             locals_.append(derivatives)
             e.append(_forward_floor(np, spec, argv, value, param, derivatives, [e[j] for j in args]))
-            for x in (value, *derivatives, *spec.intermediates(np, argv, param)):
+            for x in (value, *derivatives):
                 finite &= np.isfinite(x)
+            for x in spec.intermediates(np, argv, param):
+                finite &= np.isfinite(x) & ((x == 0) | (np.abs(x) >= DBL_MIN))
         g, E = _reverse(np, program, values, locals_, e)
         for x in (*e, *g, *E):
             finite &= np.isfinite(x)
@@ -260,13 +272,6 @@ def _describe(op: str, args: Sequence[int], values: Sequence[Any], node: int) ->
 
 def _unbounded(x: Any) -> bool:
     return not mpmath.isfinite(x) or abs(x) > DBL_MAX
-
-
-def _safe(f: Any, *args: Any) -> tuple[Any, ...]:
-    try:
-        return tuple(f(*args))
-    except ZeroDivisionError:  # infinite at this point (1/x at 0)
-        return (mpmath.inf,) * 8
 
 
 class _Result(Exception):
@@ -359,7 +364,7 @@ def _exact(program: Program, point: Sequence[float], m: Any) -> PointReference:
         if abs(value) > DBL_MAX or 0 < abs(value) < UNDERFLOW:
             kind = "overflows" if abs(value) > DBL_MAX else "underflows to zero in"
             raise stop("not-representable", f"node {i} ({op}) {kind} float64", i, False)
-        derivatives = _safe(local_rule(op, param).mpmath, *argv)[: len(args) + len(args) ** 2]
+        derivatives = local_rule(op, param).mpmath(*argv)
         locals_.append(derivatives)
         mvalues.append(_as(m, value))
         # An infinite derivative (sqrt at 0) has no float floor to lose.
@@ -368,11 +373,14 @@ def _exact(program: Program, point: Sequence[float], m: Any) -> PointReference:
         e.append(_forward_floor(m, spec, margv, mvalues[-1], param, mlocals[-1], [e[j] for j in args]))
         if status == "defined":
             try:
-                wide = [*derivatives[: len(args)], *spec.intermediates(mpmath, argv, param)]
+                steps = spec.intermediates(mpmath, argv, param)
             except ZeroDivisionError:
-                wide = [mpmath.inf]
-            if any(_unbounded(x) for x in wide):
-                status, detail, culprit = "gradient-not-representable", f"a derivative term of node {i} ({op}) overflows float64", i
+                steps = (mpmath.inf,)
+            # A valid formula's intermediate (micrograd's b**-2 in a / b) that over-
+            # or underflows float64 makes the gradient unrepresentable for it.
+            lost = any(_unbounded(x) or 0 < abs(x) < DBL_MIN for x in steps)
+            if lost or any(_unbounded(d) for d in derivatives[: len(args)]):
+                status, detail, culprit = "gradient-not-representable", f"a derivative term of node {i} ({op}) over- or underflows float64", i
     if status != "defined":
         raise stop(status, detail, culprit, True)
     if len(kinks) > MAX_KINKS:

@@ -120,6 +120,20 @@ def _describe_result(result: Any) -> str:
     return text if len(text) <= 80 else text[:77] + "..."
 
 
+def _not_a_value(result: Any) -> str:
+    """Why ``result`` is not a Value ("" if it looks like one). A ``.data`` that
+    raises counts as junk (like a ``.grad`` that raises), not as the op raising."""
+    if result is None or isinstance(result, (int, float, complex)):
+        return f"returned {_describe_result(result)} instead of a Value"
+    try:
+        getattr(result, "data")
+    except AttributeError:
+        return f"returned {_describe_result(result)} instead of a Value (it has no .data)"
+    except Exception as error:  # noqa: BLE001
+        return f"returned a Value whose .data raised {describe_error(error)}"
+    return ""
+
+
 def _build(engine: type, program: Program, point: Sequence[float]) -> tuple[list[Any], list[Any]]:
     built: list[Any] = []
     leaves: list[Any] = [None] * len(program.variables)
@@ -141,8 +155,9 @@ def _build(engine: type, program: Program, point: Sequence[float]) -> tuple[list
             except BaseException as error:
                 error.node = i  # type: ignore[attr-defined]
                 raise
-            if result is None or isinstance(result, (int, float, complex)) or not hasattr(result, "data"):
-                error = _Junk(f"{op} returned {_describe_result(result)} instead of a Value")
+            problem = _not_a_value(result)
+            if problem:
+                error = _Junk(f"{op} {problem}")
                 error.node = i  # type: ignore[attr-defined]
                 raise error
             built.append(result)

@@ -9,9 +9,9 @@ generation near 0.4 ms a case, where a draw per choice cost 2.5 ms: Hypothesis
 spends about 20 microseconds on each draw, and campaigns judge hundreds of cases a
 second.
 
-Expressions are short straight-line programs: each step applies an op to earlier
-results, variables or (at most one) constant. Using an earlier result twice makes
-a shared node, so the graphs are DAGs with sharing.
+Expressions are short straight-line programs read from the output down: each slot
+applies an op to variables, (at most one) constant or results of later slots. Using
+a result twice makes a shared node, so the graphs are DAGs with sharing.
 
 Points mix simple values, ordinary ones (|x| < 4), large magnitudes (|x| up to
 1024, where naive tanh, sigmoid and exp formulas overflow), tiny ones (down to
@@ -47,7 +47,7 @@ CONSTANTS: tuple[float, ...] = (1.0, 2.0, 0.5, 3.0, -1.0, 10.0, -2.0, 0.1, 1e-3,
 TINY_MANTISSAS: tuple[float, ...] = (1.0, -1.0, 1.5, -3.0, 2.5, -7.0)
 SCALAR_BYTES = 4  # one class byte and three bytes of value per coordinate
 _TINY_POWERS = np.array([10.0 ** -(4 + k) for k in range(297)])
-STEP_BYTES = 6  # most bytes one expression step reads
+STEP_BYTES = 5  # bytes of one expression slot: op, two arguments, constant, exponent
 
 
 def _check(name: str, value: object, ok: bool, expected: str, hint: str = "") -> None:
@@ -73,21 +73,6 @@ def _ops(ops: Sequence[str] | None) -> tuple[str, ...]:
     for name in chosen:
         _check("ops", ops, name in OPS, "op names from the table", f"{name!r} is unknown; known: {', '.join(OPS)}")
     return chosen
-
-
-class _Choices:
-    """Reads choices from bytes; past the end every choice is the simplest (0)."""
-
-    def __init__(self, data: bytes) -> None:
-        self.data, self.at = data, 0
-
-    def byte(self) -> int:
-        value = self.data[self.at] if self.at < len(self.data) else 0
-        self.at += 1
-        return value
-
-    def below(self, n: int) -> int:
-        return self.byte() % n
 
 
 def decode_scalar(chunk: bytes, previous: float | None = None) -> float:
@@ -128,29 +113,46 @@ def scalars(draw: st.DrawFn) -> float:
     return decode_scalar(draw(st.binary(min_size=SCALAR_BYTES, max_size=SCALAR_BYTES)))
 
 
-def _decode_expression(data: bytes, chosen: tuple[str, ...], names: tuple[str, ...], max_leaves: int, constants: bool) -> Expr:
-    choices = _Choices(data)
-    # Variables sit at the end, reversed, so that "most recent" (choice 0) is x0 first.
-    pool: list[Expr] = [var(n) for n in reversed(names)]
-    leaves = 0
-    for _ in range(1 + choices.below(max_leaves)):
-        op = OPS[chosen[choices.below(len(chosen))]]
+def _decode_expression(data: bytes, chosen: tuple[str, ...], names: tuple[str, ...], max_ops: int, constants: bool) -> Expr:
+    """Slot 0 is the output's op; each slot's arguments are variables, a constant or
+    later slots. An op byte of zero makes a slot transparent (it passes its first
+    argument on), so shrinking can drop any op the failure does not need, at any
+    depth: ``tanh(x0) + x0`` and ``tanh(-x0)`` both shrink to ``tanh(x0)``. Every slot
+    has fixed bytes (op, two arguments, constant, exponent), so shrinking one slot
+    does not reinterpret another."""
+    count = 1 + (data[0] if data else 0) % max_ops
+    slots = [data[1 + k * STEP_BYTES: 1 + (k + 1) * STEP_BYTES].ljust(STEP_BYTES, b"\0") for k in range(count)]
+    leaves: list[Expr] = [var(n) for n in names]
+    built: dict[int, Expr] = {}
+    for k in range(count - 1, -1, -1):
+        op_byte, first, second, constant, exponent = slots[k][:5]
+        later = [built[j] for j in range(k + 1, count)]
+
+        def argument(position: int, c: int, args: list[Expr], binary: bool) -> Expr:
+            if constants and binary and c >= 224 and not any(a.op == "const" for a in args):
+                # One time in eight a constant (at most one per op): 3 - x exercises __rsub__.
+                return const(CONSTANTS[constant % len(CONSTANTS)])
+            if position == 0 and c < 96:
+                return later[0] if later else leaves[0]  # a chain: deeper graphs
+            pool = leaves + later
+            return pool[c % len(pool)]
+
+        choice = op_byte % (len(chosen) + 1)
+        if choice == 0:
+            # A transparent slot (the simplest choice): shrinking zeroes the op bytes
+            # of slots a failure does not need, which removes them from the graph.
+            built[k] = argument(0, first, [], False)
+            continue
+        op = OPS[chosen[choice - 1]]
         args: list[Expr] = []
-        for position in range(op.arity):
-            c = choices.byte()
-            # One time in eight a constant (at most one per op): 3 - x exercises __rsub__.
-            if constants and op.arity == 2 and c >= 224 and not any(a.op == "const" for a in args):
-                args.append(const(CONSTANTS[choices.below(len(CONSTANTS))]))
-            elif position == 0 and c < 96:
-                args.append(pool[-1])  # chain onto the latest result: deeper graphs
-            else:
-                args.append(pool[-1 - c % len(pool)])
-            leaves += args[-1].is_leaf
-        param = EXPONENTS[choices.below(len(EXPONENTS))] if op.name == "pow" else None
-        pool.append(apply(op.name, *args, param=param))
-        if leaves >= max_leaves:
-            break
-    return pool[-1]
+        for position, c in enumerate((first, second)[: op.arity]):
+            args.append(argument(position, c, args, op.arity == 2))
+        param = EXPONENTS[exponent % len(EXPONENTS)] if op.name == "pow" else None
+        built[k] = apply(op.name, *args, param=param)
+    if built[0].is_leaf:  # every slot transparent: still apply one op
+        op = OPS[chosen[0]]
+        return apply(op.name, *([built[0]] * op.arity), param=EXPONENTS[0] if op.name == "pow" else None)
+    return built[0]
 
 
 def expressions(
@@ -165,8 +167,8 @@ def expressions(
     Args:
         ops: op names to use (default: every op of the table).
         variables: how many variables (named x0, x1, ...) or their names.
-        max_leaves: the most leaf arguments (variables or constants) the steps may
-            take; this also bounds the graph at ``max_leaves`` ops.
+        max_leaves: the most ops in the graph (so at most ``max_leaves + 1``
+            leaves when it is written out as a tree of binary ops).
         constants: allow numeric constants as arguments (``3 - x`` exercises
             ``__rsub__``).
     """
