@@ -127,7 +127,7 @@ def write_json(report: Mapping[str, Any], path: str | os.PathLike[str]) -> Path:
     return _write_atomic(path, text)
 
 
-def render_html(report: Mapping[str, Any], *, json_path: str | None = None) -> str:
+def render_html(report: Mapping[str, Any], *, json_path: str | os.PathLike[str] | None = None) -> str:
     """The report as one self-contained HTML page (inline CSS and SVG, no script).
 
     Args:
@@ -145,10 +145,10 @@ def render_html(report: Mapping[str, Any], *, json_path: str | None = None) -> s
     """
     from reports.html import render
 
-    return render(report, json_path=json_path)
+    return render(report, json_path=None if json_path is None else os.fspath(json_path))
 
 
-def write_html(report: Mapping[str, Any], path: str | os.PathLike[str], *, json_path: str | None = None) -> Path:
+def write_html(report: Mapping[str, Any], path: str | os.PathLike[str], *, json_path: str | os.PathLike[str] | None = None) -> Path:
     """Render the page and write it atomically.
 
     Example:

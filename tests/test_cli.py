@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pytest
 
+from reports import validate
 from tests.engines import corpus
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -45,6 +46,7 @@ def test_clean_engine_exits_0_and_writes_both_reports(tmp_path: Path) -> None:
     assert "No discrepancies in 60 examples" in done.stdout
     data = json.loads((tmp_path / "report.json").read_text())
     assert data["engine"] == "engine:Value" and data["discrepancies"] == []
+    validate(data)
     assert "<html" in (tmp_path / "report.html").read_text().lower()
 
 
@@ -61,7 +63,9 @@ def test_student_engine_reports_both_bugs_and_finishes(tmp_path: Path) -> None:
     done = verifier("check", "--engine", f"{ENGINES / 'student.py'}:Value", "--examples", "200", "--timeout", "2",
                     "--json", str(tmp_path / "s.json"))
     assert done.returncode == 1, done.stderr
-    found = {(f["kind"], f["blame"]["op"]) for f in json.loads((tmp_path / "s.json").read_text())["discrepancies"]}
+    data = json.loads((tmp_path / "s.json").read_text())
+    validate(data)  # every report the CLI writes follows the schema
+    found = {(f["kind"], f["blame"]["op"]) for f in data["discrepancies"]}
     assert {("invalid", "mul"), ("exception", "sub")} <= found
 
 

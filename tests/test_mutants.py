@@ -59,3 +59,21 @@ def test_correct_engines_have_no_error_findings(name: str, tmp_path: Path) -> No
         assert set(result.ops) == {"add", "sub", "mul", "div", "neg", "pow", "relu"}
         # x**0.5 of a negative number is a silent complex in micrograd: a warning.
         assert all(w.cause == "domain" for w in result.warnings)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("seed", [1, 2, 3])
+@pytest.mark.parametrize("mutant", corpus.MUTANTS, ids=lambda m: m.name)
+def test_every_mutant_is_caught_whatever_the_seed(mutant: corpus.Mutant, seed: int, tmp_path: Path) -> None:
+    path = corpus.write_engine(tmp_path, mutant.name, mutant.patches)
+    result = check_engine(f"{path}:Value", examples=300, seed=seed, timeout=5)
+    pool = result.findings if mutant.severity == "error" else result.warnings
+    assert any(f.blame.op == mutant.blame for f in pool), [(f.kind, f.blame.op) for f in pool]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", [*CORRECT, "alternative formulas"])
+def test_correct_engines_stay_clean_for_20000_examples(name: str, tmp_path: Path) -> None:
+    target = f"{corpus.write_engine(tmp_path, 'alt', corpus.ALT_FORMULAS)}:Value" if name == "alternative formulas" else CORRECT[name]
+    result = check_engine(target, examples=20_000, seed=11, workers=2)
+    assert not result.findings, [(f.kind, f.blame.op, f.expression, f.point, f.message) for f in result.findings]

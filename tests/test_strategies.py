@@ -26,6 +26,7 @@ from hypothesis import strategies as st
 from verifier.expr import compile_program
 from verifier.ops import OPS
 from verifier.strategies import (
+    EDGES,
     CONSTANTS,
     EXPONENTS,
     SCALAR_BYTES,
@@ -144,9 +145,12 @@ def test_decode_scalar_classes() -> None:
         assert decode_scalar(bytes([160]) + value, previous=2.75) == 2.75  # a copy
         assert abs(decode_scalar(bytes([160]) + value)) < 1024  # nothing to copy: large
         assert abs(decode_scalar(bytes([200]) + value)) < 1024
-    tiny = [abs(decode_scalar(bytes([kind]) + value)) for value in rest for kind in (224, 255)]
+    tiny = [abs(decode_scalar(bytes([kind]) + value)) for value in rest for kind in (224, 253)]
     assert all(0 < t < 1e-3 for t in tiny)
     assert sum(t < 1e-100 for t in tiny) > 100
+    # Kinds with bit 1 set in the last band: values where naive formulas overflow.
+    edges = {abs(decode_scalar(bytes([kind]) + value)) for value in rest for kind in (226, 255)}
+    assert edges == set(EDGES)
 
 
 def test_cases_points_follow_the_expression_variables() -> None:

@@ -167,7 +167,8 @@ class Sandbox:
         process = subprocess.Popen(
             [sys.executable, "-m", "verifier.hosts", self.name],
             stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
-            env=environment, start_new_session=False,
+            # Its own session: a Ctrl-C at the terminal is the parent's to handle.
+            env=environment, start_new_session=True,
         )
         try:
             message = _receive(process.stdout.fileno(), START_TIMEOUT)
@@ -215,6 +216,10 @@ class Sandbox:
             code = process.wait()
             self._kill()
             raise EngineCrash(f"the engine's process died ({_exit_reason(code)})") from None
+        except BaseException:
+            # Interrupted half-way through a message: the channel is out of step.
+            self._kill()
+            raise
 
     def close(self) -> None:
         process = self._process

@@ -91,7 +91,9 @@ class Op:
             cos' as a shifted sin) all err by a few ulps of it.
         intermediates: ``(m, args, p) -> values`` that valid formulas of the
             derivative compute on the way (micrograd's a * b**-1 computes b**-2): if
-            one overflows, the gradient is not representable there.
+            one over- or underflows, the gradient is not representable there.
+        adjoint_intermediates: ``(m, args, g) -> values`` the same, for terms that
+            involve the node's adjoint ``g`` (micrograd's a * g in a / b).
     """
 
     name: str
@@ -108,6 +110,7 @@ class Op:
     grad_scales: tuple[Callable[..., Any], ...]
     domain: Callable[[float | None], tuple[Constraint, ...]] = lambda p: ()
     intermediates: Callable[..., tuple[Any, ...]] = lambda m, args, p: ()
+    adjoint_intermediates: Callable[..., tuple[Any, ...]] = lambda m, args, g: ()
     kinks: tuple[float, ...] = ()
     ulps: float = 2.0
     precedence: int = 9  # for printing: + - 1, * / 2, unary - 3, ** 4, calls 9
@@ -193,6 +196,8 @@ OPS: dict[str, Op] = {
                 lambda m, args, out, p: m.fabs(out / args[1]),
             ),
             intermediates=lambda m, args, p: (args[1] * args[1], 1 / (args[1] * args[1])),
+            # a * b**-1 passes a * g back to b**-1 before multiplying by -b**-2.
+            adjoint_intermediates=lambda m, args, g: (args[0] * g,),
             ulps=3.0, precedence=2,
         ),
         Op(

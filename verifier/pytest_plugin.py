@@ -358,10 +358,18 @@ def _mismatches(error: BaseException) -> tuple[list[Any], bool]:
 def _notes(error: BaseException) -> list[str]:
     """Hypothesis's notes (the falsifying example and how to reproduce it), without
     the explain phase's list of lines run: the blame already names the op."""
-    return [
-        n for n in getattr(error, "__notes__", ())
-        if isinstance(n, str) and not n.startswith("Explanation:") and "These lines were always and only run" not in n
-    ]
+    kept, explaining = [], False
+    for note in getattr(error, "__notes__", ()):
+        if not isinstance(note, str):
+            continue
+        if note.startswith("Explanation:"):
+            explaining = True  # then indented lines: "These lines were ...", file:line
+        elif explaining and note.startswith(" "):
+            continue
+        else:
+            explaining = False
+            kept.append(note)
+    return kept
 
 
 @pytest.hookimpl(wrapper=True)

@@ -354,9 +354,11 @@ def _exact(program: Program, point: Sequence[float], m: Any) -> PointReference:
                     raise stop("outside-domain", _describe(op, args, values, i), i, False)
                 if status == "defined":
                     status, detail, culprit = "gradient-undefined", "infinite derivative: " + _describe(op, args, values, i), i
+        at_kink = False
         for kink in spec.kinks:
             if abs(argv[0] - kink) <= NEAR * e[args[0]]:
                 kinks.append(i)
+                at_kink = True
         value = spec.mpmath(*argv, param)
         values.append(value)
         # Stop at the first value float64 cannot hold: besides being the answer, this
@@ -370,7 +372,14 @@ def _exact(program: Program, point: Sequence[float], m: Any) -> PointReference:
         # An infinite derivative (sqrt at 0) has no float floor to lose.
         mlocals.append(tuple(_as(m, d) if mpmath.isfinite(d) else math.inf for d in derivatives))
         margv = [mvalues[j] for j in args]
-        e.append(_forward_floor(m, spec, margv, mvalues[-1], param, mlocals[-1], [e[j] for j in args]))
+        slopes = mlocals[-1]
+        if at_kink:
+            # Within noise of a kink the input may land on either side: its noise
+            # carries through at the steeper one-sided slope.
+            _, left, right = local_rule(op, param).one_sided[0]
+            steeper = tuple(max(abs(a), abs(b)) for a, b in zip(left, right))
+            slopes = steeper + tuple(slopes[len(args):])
+        e.append(_forward_floor(m, spec, margv, mvalues[-1], param, slopes, [e[j] for j in args]))
         if status == "defined":
             try:
                 steps = spec.intermediates(mpmath, argv, param)
@@ -392,6 +401,9 @@ def _exact(program: Program, point: Sequence[float], m: Any) -> PointReference:
         g, _ = _reverse(mpmath, program, values, locals_, None, overrides)
         if any(_unbounded(x) for x in g):
             raise stop("gradient-not-representable", "an adjoint of the chain rule overflows float64", None, True)
+        lost = _lost_adjoint_term(program, values, g)
+        if lost is not None:
+            raise stop("gradient-not-representable", f"a term of the chain rule at node {lost} ({program.ops[lost]}) underflows float64", lost, True)
         _, E = _reverse(m, program, mvalues, mlocals, e, overrides)
         gradients.append([g[s] for s in slots])
         floors.append([E[s] for s in slots])
@@ -408,6 +420,18 @@ def _exact(program: Program, point: Sequence[float], m: Any) -> PointReference:
         kink_nodes=tuple(kinks), node_values=tuple(_to_float(v) for v in values),
         exact_value=mpmath.nstr(values[-1], 25), exact_gradient=tuple(mpmath.nstr(x, 25) for x in first),
     )
+
+
+def _lost_adjoint_term(program: Program, values: list[Any], g: list[Any]) -> int | None:
+    """The first node where a valid formula's backward term (micrograd's a * g for
+    the b**-1 of a / b) under- or overflows float64, if any."""
+    for i, (op, args) in enumerate(zip(program.ops, program.args)):
+        if not args:
+            continue
+        terms = OPS[op].adjoint_intermediates(mpmath, [values[j] for j in args], g[i])
+        if any(_unbounded(t) or 0 < abs(t) < DBL_MIN for t in terms):
+            return i
+    return None
 
 
 def _one_sided(program: Program, node: int, side: int) -> tuple[float, ...]:

@@ -45,6 +45,9 @@ EXPONENTS: tuple[float, ...] = (2.0, 3.0, 0.5, -1.0, 2.5, -2.0, 1.5, -0.5, 1.0 /
 SIMPLE: tuple[float, ...] = (0.0, 1.0, -1.0, 2.0, -2.0, 0.5, -0.5, 3.0, 10.0, -3.0)
 CONSTANTS: tuple[float, ...] = (1.0, 2.0, 0.5, 3.0, -1.0, 10.0, -2.0, 0.1, 1e-3, 100.0)
 TINY_MANTISSAS: tuple[float, ...] = (1.0, -1.0, 1.5, -3.0, 2.5, -7.0)
+# Where naive formulas overflow: exp in float32 (88.7), exp(2x) in tanh (354.9), exp
+# in float64 (709.8), and where sigmoid's true value is subnormal (-709.8 to -744).
+EDGES: tuple[float, ...] = (88.75, 89.5, 354.9, 355.5, 709.8, 710.5, 720.0, 740.0)
 SCALAR_BYTES = 4  # one class byte and three bytes of value per coordinate
 _TINY_POWERS = np.array([10.0 ** -(4 + k) for k in range(297)])
 STEP_BYTES = 5  # bytes of one expression slot: op, two arguments, constant, exponent
@@ -80,8 +83,9 @@ def decode_scalar(chunk: bytes, previous: float | None = None) -> float:
 
     The class byte picks, from simplest up: a simple value (1/4 of the time), an
     ordinary one (|x| < 4, 3/8), a copy of the previous coordinate (1/8), a large
-    one (|x| < 1024, 1/8 or 1/4 when there is nothing to copy) or a tiny one (1/8);
-    smaller value bytes give numbers with fewer significant bits.
+    one (|x| < 1024, 1/8 or 1/4 when there is nothing to copy), and then a tiny one
+    (down to 1e-300, 1/16) or one near where naive formulas overflow (:data:`EDGES`,
+    1/16); smaller value bytes give numbers with fewer significant bits.
     """
     kind = chunk[0] if chunk else 0
     m = int.from_bytes(chunk[1:SCALAR_BYTES].ljust(SCALAR_BYTES - 1, b"\0"), "big")
@@ -95,6 +99,8 @@ def decode_scalar(chunk: bytes, previous: float | None = None) -> float:
         return previous
     if band <= 6:
         return sign * m * 2.0**-14  # [0, 1024)
+    if kind & 2:
+        return sign * EDGES[m % len(EDGES)]
     return TINY_MANTISSAS[m % len(TINY_MANTISSAS)] * _TINY_POWERS[(m >> 8) % 297]  # down to 1e-300
 
 
@@ -124,6 +130,7 @@ def _decode_expression(data: bytes, chosen: tuple[str, ...], names: tuple[str, .
     slots = [data[1 + k * STEP_BYTES: 1 + (k + 1) * STEP_BYTES].ljust(STEP_BYTES, b"\0") for k in range(count)]
     leaves: list[Expr] = [var(n) for n in names]
     built: dict[int, Expr] = {}
+    used: list[Expr] = []  # arguments of the slots built so far, in order
     for k in range(count - 1, -1, -1):
         op_byte, first, second, constant, exponent = slots[k][:5]
         later = [built[j] for j in range(k + 1, count)]
@@ -134,6 +141,10 @@ def _decode_expression(data: bytes, chosen: tuple[str, ...], names: tuple[str, .
                 return const(CONSTANTS[constant % len(CONSTANTS)])
             if position == 0 and c < 96:
                 return later[0] if later else leaves[0]  # a chain: deeper graphs
+            if (c < 128 if position else c < 160) and used:
+                # Reuse something already used: a node with two users is where an
+                # overwritten (= instead of +=) gradient shows.
+                return used[c % len(used)]
             pool = leaves + later
             return pool[c % len(pool)]
 
@@ -147,6 +158,7 @@ def _decode_expression(data: bytes, chosen: tuple[str, ...], names: tuple[str, .
         args: list[Expr] = []
         for position, c in enumerate((first, second)[: op.arity]):
             args.append(argument(position, c, args, op.arity == 2))
+        used.extend(a for a in args if a.op != "const")
         param = EXPONENTS[exponent % len(EXPONENTS)] if op.name == "pow" else None
         built[k] = apply(op.name, *args, param=param)
     if built[0].is_leaf:  # every slot transparent: still apply one op
@@ -189,7 +201,8 @@ def _decode_points(data: bytes, count: int, width: int) -> np.ndarray:
     m = (raw[..., 1] << 16) | (raw[..., 2] << 8) | raw[..., 3]
     sign = np.where(kind & 1, -1.0, 1.0)
     band = kind >> 5
-    tiny = np.asarray(TINY_MANTISSAS)[m % len(TINY_MANTISSAS)] * _TINY_POWERS[(m >> 8) % 297]
+    tiny = np.where(kind & 2, sign * np.asarray(EDGES)[m % len(EDGES)],
+                    np.asarray(TINY_MANTISSAS)[m % len(TINY_MANTISSAS)] * _TINY_POWERS[(m >> 8) % 297])
     out = np.select(
         [band <= 1, band <= 4, band <= 6],
         [np.asarray(SIMPLE)[kind % len(SIMPLE)], sign * m * 2.0**-22, sign * m * 2.0**-14],
