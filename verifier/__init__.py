@@ -35,6 +35,9 @@ _EXPORTS = {
     "load_engine": "verifier.loader",
     "EngineLoadError": "verifier.loader",
     "strategies": "verifier.strategies",
+    "assert_gradients": "verifier.assertions",
+    "assert_same_gradients": "verifier.assertions",
+    "GradientMismatch": "verifier.assertions",
 }
 
 __all__ = sorted(_EXPORTS) + ["__version__"]
