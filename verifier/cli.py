@@ -8,6 +8,7 @@ was interrupted (the partial report is still written).
 from __future__ import annotations
 
 import math
+import os
 import sys
 from pathlib import Path
 from typing import Any, Sequence
@@ -242,6 +243,10 @@ def replay(findings: Path, finding_id: str | None, target: str | None, timeout: 
 
 def main(argv: Sequence[str] | None = None) -> None:
     """Run the CLI; every usage error is one line on stderr with exit code 2."""
+    # Hypothesis keeps a cache (constants of modules) in ./.hypothesis by default;
+    # a command should not leave that in the user's working folder.
+    cache = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "crossgrad" / "hypothesis"
+    os.environ.setdefault("HYPOTHESIS_STORAGE_DIRECTORY", str(cache))
     try:
         cli.main(args=list(argv) if argv is not None else None, prog_name="verifier", standalone_mode=False)
     except UsageFailure as error:
