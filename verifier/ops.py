@@ -15,7 +15,6 @@ Example:
 from __future__ import annotations
 
 import importlib
-import math
 from dataclasses import dataclass
 from typing import Any, Callable
 

@@ -27,6 +27,7 @@ Example::
 
 from __future__ import annotations
 
+import builtins
 import json
 import os
 import sys
@@ -337,8 +338,11 @@ class _Compact:
         return self.text
 
 
+_GROUP = getattr(builtins, "BaseExceptionGroup", None)  # Python 3.11+; Hypothesis groups multiple failures
+
+
 def _leaves(error: BaseException) -> Iterator[BaseException]:
-    if isinstance(error, BaseExceptionGroup):
+    if _GROUP is not None and isinstance(error, _GROUP):
         for inner in error.exceptions:
             yield from _leaves(inner)
     else:

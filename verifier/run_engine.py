@@ -126,7 +126,7 @@ def _not_a_value(result: Any) -> str:
     if result is None or isinstance(result, (int, float, complex)):
         return f"returned {_describe_result(result)} instead of a Value"
     try:
-        getattr(result, "data")
+        _ = result.data
     except AttributeError:
         return f"returned {_describe_result(result)} instead of a Value (it has no .data)"
     except Exception as error:  # noqa: BLE001
