@@ -155,6 +155,9 @@ def test_ctrl_c_writes_the_partial_report(tmp_path: Path) -> None:
         [sys.executable, "-m", "verifier", "check", "--engine", mutant(tmp_path, "exp_grad_uses_input"),
          "--examples", "1000000", "--json", str(out)],
         cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        # xdist workers ignore SIGINT, and an ignored SIGINT is inherited: Python
+        # would then install no KeyboardInterrupt handler at all.
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
     )
     time.sleep(8)  # start-up, then a few hundred examples
     process.send_signal(signal.SIGINT)
