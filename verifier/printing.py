@@ -17,12 +17,12 @@ Example:
 from __future__ import annotations
 
 from html import escape
-from typing import Callable
+from typing import Any, Callable
 
 from verifier.expr import Expr
 from verifier.ops import OPS
 
-__all__ = ["to_string", "to_latex", "to_mathml", "format_number", "tree_size"]
+__all__ = ["to_string", "to_latex", "to_mathml", "to_sympy", "format_number", "tree_size"]
 
 ATOM = 9  # precedence of names, numbers and calls
 MAX_INLINE_DEPTH = 40
@@ -222,3 +222,30 @@ def to_mathml(expr: Expr, *, max_nodes: int = 500) -> str:
     body = _typeset(expr, _mathml_node, max_nodes)
     return f'<math xmlns="http://www.w3.org/1998/Math/MathML">{body}</math>'
 
+
+def to_sympy(expr: Expr, symbols: dict[str, Any] | None = None) -> Any:
+    """The expression as a SymPy expression (constants and exponents exact).
+
+    Args:
+        symbols: SymPy symbols to use for the variables (default: real symbols
+            named like the variables).
+
+    Example:
+        >>> import sympy
+        >>> from verifier.parse import parse
+        >>> e = to_sympy(parse("x * tanh(y)"))
+        >>> sympy.diff(e, sympy.Symbol("y", real=True))
+        x*(1 - tanh(y)**2)
+    """
+    import sympy
+
+    symbols = dict(symbols or {})
+    done: dict[int, Any] = {}
+    for node in expr.nodes():
+        if node.op == "var":
+            done[id(node)] = symbols.setdefault(node.param, sympy.Symbol(node.param, real=True))
+        elif node.op == "const":
+            done[id(node)] = sympy.Rational(node.param)  # the float's exact value
+        else:
+            done[id(node)] = OPS[node.op].sympy(*(done[id(a)] for a in node.args), node.param)
+    return done[id(expr)]
