@@ -159,9 +159,14 @@ def test_ctrl_c_writes_the_partial_report(tmp_path: Path) -> None:
         # would then install no KeyboardInterrupt handler at all.
         preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
     )
-    time.sleep(8)  # start-up, then a few hundred examples
-    process.send_signal(signal.SIGINT)
-    stdout, stderr = process.communicate(timeout=120)
+    try:
+        time.sleep(8)  # start-up, then a few hundred examples
+        process.send_signal(signal.SIGINT)
+        stdout, stderr = process.communicate(timeout=120)
+    finally:
+        if process.poll() is None:  # never leave a million-example run behind
+            process.kill()
+            process.wait()
     assert process.returncode == 130, stderr
     data = json.loads(out.read_text())
     assert data["stopped"] == "interrupted"
