@@ -33,6 +33,7 @@ from verifier.findings import Blame, Finding
 from verifier.judge import PASS, format_point
 from verifier.ops import OPS, U
 from verifier.reference import sweep
+from verifier.run_engine import build
 from verifier.strategies import expressions, points
 
 UNARY = tuple(name for name, op in OPS.items() if op.arity == 1)
@@ -75,18 +76,8 @@ def test_reused_nodes_receive_every_gradient(verifier_engine, verifier_ops, shap
 
 def _build(engine: type, expr: Expr, leaves: dict[str, Any]) -> Any:
     """``expr`` built with the engine's operators over existing leaves."""
-    built: dict[int, Any] = {}
-    for node in expr.nodes():
-        if node.op == "var":
-            built[id(node)] = leaves[node.param]
-        elif node.op == "const":
-            built[id(node)] = node.param
-        else:
-            args = [built[id(a)] for a in node.args]
-            if OPS[node.op].method or all(isinstance(a, float) for a in args):
-                args = [engine(a) if isinstance(a, float) else a for a in args]
-            built[id(node)] = OPS[node.op].engine(*args, node.param)
-    return built[id(expr)]
+    program = compile_program(expr)
+    return build(engine, program, [leaves[n] for n in program.variables])[-1]
 
 
 def _gradient(engine: type, expr: Expr, point: dict[str, float], names: tuple[str, ...]) -> list[float]:
@@ -170,19 +161,29 @@ def test_leaves_accumulate_over_two_graphs(verifier_engine, verifier_ops, data):
         )
 
 
+def _judged_case(engine: type, ops: tuple[str, ...], data: st.DataObject) -> tuple[Expr, tuple[str, ...], dict[str, float], Any, list[float]] | None:
+    """An expression, a clean point, its sweep and the engine's one-call gradient
+    there (after checking that gradient against the oracles: a wrong op is named
+    before any semantics); None if the drawn points have no clean one."""
+    f = data.draw(expressions(ops=ops, variables=2, max_leaves=4), label="f")
+    names = f.variables
+    found = _clean_point(data, [f], names)
+    if found is None:
+        return None
+    point, (ref,) = found
+    assert_gradients(f, point, engine=engine)
+    return f, names, point, ref, _gradient(engine, f, point, names)
+
+
 @pytest.mark.requires_ops("add", "mul")
 @given(data=st.data())
 def test_zeroed_leaves_give_a_fresh_gradient(verifier_engine, verifier_ops, data):
     """micrograd's training loop: backward(), set every parameter's .grad = 0,
     build the next graph, backward(): exactly that graph's gradient."""
-    f = data.draw(expressions(ops=verifier_ops, variables=2, max_leaves=4), label="f")
-    names = f.variables
-    found = _clean_point(data, [f], names)
-    if found is None:
+    case = _judged_case(verifier_engine, verifier_ops, data)
+    if case is None:
         return
-    point, (ref,) = found
-    assert_gradients(f, point, engine=verifier_engine)
-    fresh = _gradient(verifier_engine, f, point, names)
+    f, names, point, ref, fresh = case
     leaves = {n: verifier_engine(point[n]) for n in names}
     _build(verifier_engine, f, leaves).backward()
     for leaf in leaves.values():
@@ -205,14 +206,10 @@ def test_zero_grad_method_resets_the_graph(verifier_engine, verifier_ops, data):
     the same graph: exactly one call's gradient."""
     if not callable(getattr(verifier_engine, "zero_grad", None)):
         pytest.skip("engine has no Value.zero_grad() (micrograd keeps zero_grad on nn.Module)")
-    f = data.draw(expressions(ops=verifier_ops, variables=2, max_leaves=4), label="f")
-    names = f.variables
-    found = _clean_point(data, [f], names)
-    if found is None:
+    case = _judged_case(verifier_engine, verifier_ops, data)
+    if case is None:
         return
-    point, (ref,) = found
-    assert_gradients(f, point, engine=verifier_engine)
-    fresh = _gradient(verifier_engine, f, point, names)
+    f, names, point, ref, fresh = case
     leaves = {n: verifier_engine(point[n]) for n in names}
     out = _build(verifier_engine, f, leaves)
     out.backward()

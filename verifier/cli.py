@@ -78,7 +78,7 @@ def check(target: str, examples: int, seed: int, ops: str | None, json_path: Pat
         if path is not None and not path.parent.exists():
             raise UsageFailure(f"cannot write {path}: folder {path.parent} does not exist")
     console = _console(stderr=True)
-    with _progress(console) as update:
+    with _Progress(console) as update:
         try:
             result = check_engine(target, examples=examples, seed=seed, ops=chosen, timeout=timeout,
                                   time_budget=time_budget, workers=workers, progress=update)
@@ -126,10 +126,6 @@ class _Progress:
     def __exit__(self, *exc: Any) -> None:
         if self.bar is not None:
             self.bar.__exit__(*exc)
-
-
-def _progress(console: Any) -> _Progress:
-    return _Progress(console)
 
 
 def _summary(console: Any, result: Any, json_path: Path | None, report_path: Path | None) -> None:

@@ -18,7 +18,7 @@ from typing import Any, Callable, Mapping
 
 from verifier.evidence import build_finding, engine_outcome, kink_conventions, oracle_reports
 from verifier.expr import Expr, compile_program, var
-from verifier.findings import Finding, OracleReport, jsonable
+from verifier.findings import Finding, OracleReport, jsonable, oracles_dict
 from verifier.hosts import InProcess
 from verifier.judge import PASS, Verdict, format_number, format_point, judge_oracle, judge_point
 from verifier.loader import load_engine
@@ -156,7 +156,7 @@ class Comparison:
             "expression": self.expression,
             "point": dict(zip(self.variables, self.point)),
             "status": self.status, "detail": self.detail, "verdict": self.verdict,
-            "oracles": {o.name: {k: v for k, v in jsonable(o).items() if k != "name"} for o in self.oracles},
+            "oracles": oracles_dict(self.oracles),
             "value_floor": self.reference.value_floor,
             "gradient_floor": dict(zip(self.variables, self.reference.gradient_floor)),
             "verdicts": [{"kind": v.kind, "severity": v.severity, "cause": v.cause, "message": v.message} for v in self.verdicts],

@@ -16,7 +16,7 @@ import math
 from dataclasses import asdict, dataclass, field, fields, is_dataclass
 from typing import Any
 
-__all__ = ["OracleReport", "Blame", "GraphNode", "Finding", "jsonable", "SEVERITIES"]
+__all__ = ["OracleReport", "Blame", "GraphNode", "Finding", "jsonable", "oracles_dict", "SEVERITIES"]
 
 SEVERITIES = ("error", "warning")
 
@@ -61,6 +61,11 @@ class OracleReport:
     value_error: float | None = None
     gradient_error: tuple[float | None, ...] | None = None
     estimate: tuple[float, ...] | None = None
+
+
+def oracles_dict(oracles: tuple[OracleReport, ...]) -> dict[str, dict[str, Any]]:
+    """``{name: {status, value, gradient, ...}}``: the JSON form of oracle reports."""
+    return {o.name: {k: v for k, v in jsonable(o).items() if k != "name"} for o in oracles}
 
 
 @dataclass(frozen=True)
@@ -174,7 +179,7 @@ class Finding:
         data["point"] = {name: jsonable(x) for name, x in zip(self.variables, self.point)}
         data["id"] = self.id
         data["blame"] = self.blame.to_dict()
-        data["oracles"] = {o.name: {k: v for k, v in jsonable(o).items() if k != "name"} for o in self.oracles}
+        data["oracles"] = oracles_dict(self.oracles)
         if self.gradient_floor is not None:
             data["gradient_floor"] = {name: jsonable(x) for name, x in zip(self.variables, self.gradient_floor)}
         return data

@@ -33,6 +33,7 @@ import math
 from dataclasses import dataclass
 from typing import Any, Sequence
 
+from verifier.printing import format_number as print_number
 from verifier.reference import PointReference
 from verifier.run_engine import EngineOutcome
 
@@ -78,8 +79,8 @@ def format_number(x: Any) -> str:
         return "None"
     if isinstance(x, complex):
         return f"complex {x}"
-    if isinstance(x, float) and x.is_integer() and abs(x) < 1e15:
-        return str(int(x)) if x != 0 or math.copysign(1, x) > 0 else "-0.0"
+    if isinstance(x, float) and math.isfinite(x):
+        return print_number(x)  # the shortest text that parses back to x
     return repr(x) if isinstance(x, float) else str(x)
 
 

@@ -67,6 +67,10 @@ class Constraint:
             return x >= 0
         return x != 0
 
+    def margin(self, x: Any) -> Any:
+        """How far ``x`` is from the edge of the domain (signed, but for nonzero)."""
+        return abs(x) if self.kind == "nonzero" else x
+
 
 @dataclass(frozen=True)
 class Op:

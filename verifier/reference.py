@@ -178,7 +178,7 @@ def sweep(program: Program, points: np.ndarray) -> Sweep:
             argv = [values[j] for j in args]
             for rule in spec.domain(param):
                 a, noise = argv[rule.arg], e[args[rule.arg]]
-                margin = np.abs(a) if rule.kind == "nonzero" else a
+                margin = rule.margin(a)
                 clear = (np.abs(margin) > NEAR * noise) | (noise == 0)  # an exact input is never "near"
                 if rule.gradient_only:  # the value exists (sqrt at 0): not outside, but not clean
                     near |= ~clear | ~rule.holds(a)
@@ -346,7 +346,7 @@ def _exact(program: Program, point: Sequence[float], m: Any) -> PointReference:
         argv = [values[j] for j in args]
         for rule in spec.domain(param):
             a, noise = argv[rule.arg], e[args[rule.arg]]
-            margin = abs(a) if rule.kind == "nonzero" else a
+            margin = rule.margin(a)
             if noise > 0 and abs(margin) <= NEAR * noise:
                 raise stop("ill-conditioned", "within float64 noise of the domain edge: " + _describe(op, args, values, i), i, False)
             if not rule.holds(a):

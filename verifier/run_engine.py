@@ -18,7 +18,6 @@ Example:
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 from numbers import Real
 from typing import Any, Sequence
@@ -26,7 +25,7 @@ from typing import Any, Sequence
 from verifier.expr import Program
 from verifier.ops import OPS
 
-__all__ = ["EngineOutcome", "probe", "run", "describe_error"]
+__all__ = ["EngineOutcome", "probe", "run", "build", "describe_error"]
 
 MAX_MESSAGE = 300
 
@@ -134,14 +133,28 @@ def _not_a_value(result: Any) -> str:
     return ""
 
 
-def _build(engine: type, program: Program, point: Sequence[float]) -> tuple[list[Any], list[Any]]:
+def build(engine: type, program: Program, leaves: Sequence[Any]) -> list[Any]:
+    """Build ``program``'s graph with the engine's operators and methods over the
+    given leaves (one per variable, in ``program.variables`` order); numbers stay
+    plain numbers, so ``3 - x`` really calls ``__rsub__``.
+
+    Returns every node's object, the output last. An op that raises, or returns
+    something that is not a Value, raises with the failing node's index in
+    ``.node``.
+
+    Example:
+        >>> from engine import Value
+        >>> from verifier.parse import parse
+        >>> from verifier.expr import compile_program
+        >>> x = Value(3.0)
+        >>> out = build(Value, compile_program(parse("x * x")), [x])[-1]
+        >>> out.backward(); x.grad
+        6.0
+    """
     built: list[Any] = []
-    leaves: list[Any] = [None] * len(program.variables)
     for i, (op, args, param) in enumerate(zip(program.ops, program.args, program.params)):
         if op == "var":
-            leaf = engine(float(point[param]))
-            leaves[param] = leaf
-            built.append(leaf)
+            built.append(leaves[param])
         elif op == "const":
             built.append(param)
         else:
@@ -161,7 +174,12 @@ def _build(engine: type, program: Program, point: Sequence[float]) -> tuple[list
                 error.node = i  # type: ignore[attr-defined]
                 raise error
             built.append(result)
-    return built, leaves
+    return built
+
+
+def _build(engine: type, program: Program, point: Sequence[float]) -> tuple[list[Any], list[Any]]:
+    leaves = [engine(float(x)) for x in point]
+    return build(engine, program, leaves), leaves
 
 
 def _evaluate(engine: type, program: Program, point: Sequence[float], record: bool) -> EngineOutcome:
@@ -202,6 +220,3 @@ def run(engine: type, program: Program, points: Sequence[Sequence[float]], *, re
     """
     return [_evaluate(engine, program, point, record) for point in points]
 
-
-def finite(x: Any) -> bool:
-    return isinstance(x, float) and math.isfinite(x)
