@@ -114,3 +114,27 @@ def test_a_class_object_runs_in_process_when_it_cannot_be_reimported() -> None:
 
     result = check_engine(Local, examples=30)
     assert result.ok and result.examples == 30
+
+
+
+@pytest.mark.parametrize("workers", [1, 2])
+def test_ctrl_c_stops_the_campaign_even_when_the_interrupt_is_swallowed(workers: int) -> None:
+    # Python prints and drops a KeyboardInterrupt raised inside a gc callback
+    # (Hypothesis has one), as does a bare `except:`; this progress callback drops it too.
+    import signal
+
+    def progress(done: int, total: int) -> None:
+        if done >= 50:
+            try:
+                signal.raise_signal(signal.SIGINT)
+            except KeyboardInterrupt:
+                pass
+
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)  # xdist workers ignore SIGINT
+    try:
+        result = check_engine("engine:Value", examples=100_000, workers=workers, progress=progress)
+    finally:
+        restored = signal.signal(signal.SIGINT, previous)
+    assert result.stopped == "interrupted"
+    assert 50 <= result.examples < 100_000
+    assert restored is signal.default_int_handler  # the campaign put the handler back

@@ -21,15 +21,17 @@ Example:
 
 from __future__ import annotations
 
+import contextlib
 import math
 import multiprocessing
 import random
 import signal
+import threading
 import time
 from collections import Counter
-from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
+from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from dataclasses import dataclass, field
-from typing import Any, Callable, Sequence
+from typing import Any, Callable, Iterator, Sequence
 
 import numpy as np
 from hypothesis import HealthCheck, Phase, find
@@ -468,19 +470,25 @@ def _order(finding: Finding) -> tuple:
     return (finding.severity != "error", finding.blame.backend != "engine", str(finding.blame.op), kind, finding.expression)
 
 
-def _smoke(host: Any, ops: Sequence[str]) -> list[_Occurrence]:
+def _smoke(host: Any, ops: Sequence[str], pressed: threading.Event) -> list[_Occurrence]:
     """Each op alone on ordinary inputs, once, before exploring: an op that crashes
     or hangs is reported and then never generated (each of its cases would cost a
     restart or a timeout)."""
-    found = []
+    found: list[_Occurrence] = []
     for op in ops:
+        if pressed.is_set():
+            break
         spec = OPS[op]
         names = ("x0", "x1")[: spec.arity]
         text = f"{names[0]} {spec.symbol} {names[1]}" if spec.arity == 2 else (
             f"{names[0]}**2.5" if op == "pow" else f"-{names[0]}" if op == "neg" else f"{op}({names[0]})")
         case = Case(parse(text), np.array([[0.75, 1.25][: spec.arity]]))
         program = compile_program(case.expr)
-        report = judge_case(host, program, case.points, oracles=False)
+        try:
+            report = judge_case(host, program, case.points, oracles=False)
+        except KeyboardInterrupt:
+            pressed.set()
+            break
         if report.crash:
             blame = Blame("engine", op, text, f"{op} {'crashes' if report.crash[0] == 'crash' else 'hangs'} alone on ordinary inputs: {report.crash[1]}", program.output, tuple(case.points[0]))
             found.append(_Occurrence((report.crash[0], "engine", op, "error"), "error", -1, len(found), text, case.points.tolist(), 0, blame, report.crash))
@@ -499,6 +507,29 @@ def _conventions(host: Any, ops: Sequence[str]) -> tuple[str, ...]:
             if text:
                 found.append(text)
     return tuple(found)
+
+
+@contextlib.contextmanager
+def _ctrl_c() -> Iterator[threading.Event]:
+    """Ctrl-C as a flag as well as a KeyboardInterrupt. Python prints and drops an
+    exception raised inside a gc callback or a ``__del__`` (Hypothesis times garbage
+    collection with such a callback; an engine may swallow it too), so the exception
+    alone can be lost: the campaign also polls the flag between examples."""
+    pressed = threading.Event()
+    previous = signal.getsignal(signal.SIGINT)
+    if threading.current_thread() is not threading.main_thread() or not callable(previous):
+        yield pressed  # Ctrl-C is ignored, or is not ours to handle
+        return
+
+    def handler(signum: int, frame: Any) -> None:
+        pressed.set()
+        previous(signum, frame)
+
+    signal.signal(signal.SIGINT, handler)
+    try:
+        yield pressed
+    finally:
+        signal.signal(signal.SIGINT, previous)
 
 
 def check_engine(
@@ -559,20 +590,23 @@ def check_engine(
         target = name if isinstance(host, Sandbox) else (target_of(host.engine) if isinstance(host, InProcess) else None)
         if workers > 1 and not isinstance(host, Sandbox):
             raise ValueError(f"workers={workers}: parallel runs need an engine that can be re-imported (a module:Class or file.py:Class target)")
-        smoke = _smoke(host, tested)
-        config = _Config(target, tested, seed, float(timeout), MAX_LEAVES, POINTS_PER_CASE,
-                         started + time_budget if time_budget else None,
-                         frozenset(o.signature[2] for o in smoke))
-        shards = list(range(math.ceil(examples / SHARD_SIZE)))
-        if workers == 1:
-            findings, results = _serial(host, config, shards, examples, progress)
-        else:
-            findings, results = _parallel(config, shards, examples, workers, progress)
-        findings = [_crash_finding(host, o) for o in smoke] + list(findings)
-        conventions = _conventions(host, tested)
+        with _ctrl_c() as pressed:
+            smoke = _smoke(host, tested, pressed)
+            config = _Config(target, tested, seed, float(timeout), MAX_LEAVES, POINTS_PER_CASE,
+                             started + time_budget if time_budget else None,
+                             frozenset(o.signature[2] for o in smoke))
+            shards = list(range(math.ceil(examples / SHARD_SIZE)))
+            if pressed.is_set():
+                findings, results = [], []
+            elif workers == 1:
+                findings, results = _serial(host, config, shards, examples, progress, pressed)
+            else:
+                findings, results = _parallel(config, shards, examples, workers, progress, pressed)
+            findings = [_crash_finding(host, o) for o in smoke] + list(findings)
+            conventions = () if pressed.is_set() else _conventions(host, tested)
     finally:
         host.close()
-    stopped = next((r.stopped for r in results if r.stopped), "completed")
+    stopped = "interrupted" if pressed.is_set() else next((r.stopped for r in results if r.stopped), "completed")
     _, counts, notes = _merge(results)
     found = [f for f in findings if f is not None]
     errors = tuple(sorted((f for f in found if f.blame.backend == "engine" and f.severity == "error"), key=_order))
@@ -593,7 +627,8 @@ def check_engine(
     )
 
 
-def _serial(host: Any, config: _Config, shards: list[int], examples: int, progress: Callable | None) -> tuple[list, list]:
+def _serial(host: Any, config: _Config, shards: list[int], examples: int, progress: Callable | None,
+            pressed: threading.Event) -> tuple[list, list]:
     done = [0]
 
     def tick() -> None:
@@ -603,7 +638,7 @@ def _serial(host: Any, config: _Config, shards: list[int], examples: int, progre
 
     results = []
     for shard in shards:
-        result = _explore(host, config, shard, examples, None, tick)
+        result = _explore(host, config, shard, examples, pressed, tick)
         results.append(result)
         if result.stopped:
             break
@@ -612,15 +647,22 @@ def _serial(host: Any, config: _Config, shards: list[int], examples: int, progre
     findings = []
     stopped = any(r.stopped for r in results)
     for occurrence in first.values():
-        if not stopped:
+        if not stopped and not pressed.is_set():
             try:
-                findings.append(_shrink(host, config, occurrence, quarantine[occurrence.shard]))
+                findings.append(_shrink(host, config, occurrence, quarantine[occurrence.shard], pressed))
                 continue
             except KeyboardInterrupt:  # stop shrinking; keep everything found
-                stopped = True
-                results[-1].stopped = "interrupted"
+                pressed.set()
         findings.append(_unshrunk(host, occurrence))
     return findings, results
+
+
+def _gather(jobs: list[Future], pressed: threading.Event) -> list:
+    """The jobs' results in order; KeyboardInterrupt as soon as Ctrl-C is seen."""
+    while wait(jobs, timeout=0.25).not_done:
+        if pressed.is_set():
+            raise KeyboardInterrupt
+    return [job.result() for job in jobs]
 
 
 def _unshrunk(host: Any, occurrence: _Occurrence) -> Finding | None:
@@ -630,7 +672,8 @@ def _unshrunk(host: Any, occurrence: _Occurrence) -> Finding | None:
     return _finding_of(host, occurrence, occurrence, False)
 
 
-def _parallel(config: _Config, shards: list[int], examples: int, workers: int, progress: Callable | None) -> tuple[list, list]:
+def _parallel(config: _Config, shards: list[int], examples: int, workers: int, progress: Callable | None,
+              pressed: threading.Event) -> tuple[list, list]:
     context = multiprocessing.get_context("spawn")
     stop = context.Event()
     counter = context.Value("i", 0)
@@ -645,21 +688,22 @@ def _parallel(config: _Config, shards: list[int], examples: int, workers: int, p
                 results += [f.result() for f in done]
                 if progress is not None:
                     progress(min(counter.value, examples), examples)
+                if pressed.is_set():
+                    raise KeyboardInterrupt
             first, _, _ = _merge(results)
             quarantine = {r.shard: r.quarantine for r in results}
             stopped = any(r.stopped for r in results)
             if not stopped:
                 jobs = [pool.submit(_worker_shrink, occ, quarantine[occ.shard]) for occ in first.values()]
-                findings = [job.result() for job in jobs]
+                findings = _gather(jobs, pressed)
         except KeyboardInterrupt:
+            pressed.set()
             stop.set()
             for future in list(pending):
                 try:
                     results.append(future.result())
                 except Exception:  # noqa: BLE001
                     pass
-            for result in results:
-                result.stopped = "interrupted"
     if not findings:
         first, _, _ = _merge(results)
         if first:
