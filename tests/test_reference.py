@@ -281,7 +281,6 @@ def test_floor_sees_cancellation() -> None:
 def test_composed_local_derivatives_equal_sympy_diff_of_the_whole(case) -> None:
     """The reference composes SymPy's derivative of each op along the DAG; for
     small expressions, sympy.diff of the whole expression gives the same numbers."""
-    import mpmath
     import sympy
 
     from verifier.printing import to_sympy

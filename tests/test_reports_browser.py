@@ -23,7 +23,7 @@ import pytest
 
 from reports import write_html
 from tests.engines.hostile_strings import LOG_MESSAGE
-from tests.test_reports_json import all_findings, real_reports  # noqa: F401  (a fixture)
+from tests.test_reports_json import all_findings
 
 pytestmark = pytest.mark.browser
 

@@ -21,7 +21,7 @@ from reports.html import CSP, TEMPLATES, _page
 from reports.mathml import sanitize_mathml
 from reports.svg import MAX_GRAPH_NODES, format_error, format_value, graph_svg, layered_layout, step_plot_svg
 from tests.engines.hostile_strings import LOG_MESSAGE, PAYLOAD
-from tests.test_reports_json import all_findings, real_reports  # noqa: F401  (a fixture)
+from tests.test_reports_json import all_findings
 
 SVG = "{http://www.w3.org/2000/svg}"
 MATHML_TAGS = {"math", "mrow", "mi", "mn", "mo", "msub", "msup", "mfrac", "msqrt", "mtext", "mspace"}

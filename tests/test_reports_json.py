@@ -1,9 +1,5 @@
-"""reports.write_json and reports.validate, on reports from real campaigns.
-
-The ``real_reports`` fixture runs four small campaigns (a correct engine, the
-float32 tanh mutant, the hostile-strings engine and the two-bug student engine);
-the HTML and browser tests import it too.
-"""
+"""reports.write_json and reports.validate, on the reports of real campaigns (the
+``real_reports`` fixture of conftest.py)."""
 
 from __future__ import annotations
 
@@ -18,36 +14,7 @@ import pytest
 
 import reports
 from reports import SCHEMA_PATH, validate, write_json
-
-CAMPAIGNS = {
-    "clean": ("engine:Value", {"examples": 60}),
-    "float32": (None, {"examples": 60}),  # the tanh_grad_float32 mutant, written at run time
-    "hostile": ("tests/engines/hostile_strings.py:Value", {"examples": 60}),
-    "student": ("tests/engines/student.py:Value", {"examples": 100, "timeout": 2}),
-}
-
-
-@pytest.fixture(scope="session")
-def real_reports(tmp_path_factory: pytest.TempPathFactory) -> dict[str, dict[str, Any]]:
-    """``CampaignResult.to_dict()`` of four real runs (about 6 s), by name.
-
-    Cached as JSON in the session's base temp directory, so that the test modules
-    importing this fixture share one run. Treat the reports as read-only.
-    """
-    cache = tmp_path_factory.getbasetemp() / "crossgrad-real-reports.json"
-    if cache.exists():
-        return json.loads(cache.read_text(encoding="utf-8"))
-    from tests.engines import corpus
-    from verifier.campaign import check_engine
-
-    mutant = corpus.MUTANTS_BY_NAME["tanh_grad_float32"]
-    mutant_path = corpus.write_engine(tmp_path_factory.mktemp("e"), mutant.name, mutant.patches)
-    made = {}
-    for name, (target, options) in CAMPAIGNS.items():
-        result = check_engine(target or f"{mutant_path}:Value", seed=0, **options)
-        made[name] = json.loads(json.dumps(result.to_dict(), allow_nan=False))
-    cache.write_text(json.dumps(made), encoding="utf-8")
-    return made
+from tests.engines.corpus import REPORT_CAMPAIGNS
 
 
 def all_findings(report: dict[str, Any]) -> list[dict[str, Any]]:
@@ -67,7 +34,7 @@ def test_real_reports_show_the_expected_findings(real_reports):
 
 # -- write_json ----------------------------------------------------------------------------------
 
-@pytest.mark.parametrize("name", list(CAMPAIGNS))
+@pytest.mark.parametrize("name", list(REPORT_CAMPAIGNS))
 def test_write_json_round_trips(real_reports, tmp_path, name):
     report = real_reports[name]
     path = write_json(report, tmp_path / "findings.json")
@@ -150,7 +117,7 @@ def test_schema_is_a_valid_draft_2020_12_schema():
     assert finding["additionalProperties"] is False and schema["additionalProperties"] is False
 
 
-@pytest.mark.parametrize("name", list(CAMPAIGNS))
+@pytest.mark.parametrize("name", list(REPORT_CAMPAIGNS))
 def test_validate_accepts_real_reports(real_reports, name):
     validate(real_reports[name])
 

@@ -26,8 +26,8 @@ from hypothesis import strategies as st
 from verifier.expr import compile_program
 from verifier.ops import OPS
 from verifier.strategies import (
-    EDGES,
     CONSTANTS,
+    EDGES,
     EXPONENTS,
     SCALAR_BYTES,
     SIMPLE,

@@ -38,6 +38,15 @@ HOSTILE_PATHS = {
 
 OP_NAMES = ("add", "sub", "mul", "div", "neg", "pow", "exp", "log",
             "tanh", "relu", "sigmoid", "sin", "cos", "sqrt")
+
+# The small campaigns behind the report tests (conftest's ``real_reports``):
+# name -> (target, check_engine options); None is the tanh_grad_float32 mutant.
+REPORT_CAMPAIGNS: dict[str, tuple[str | None, dict[str, Any]]] = {
+    "clean": ("engine:Value", {"examples": 60}),
+    "float32": (None, {"examples": 60}),
+    "hostile": ("tests/engines/hostile_strings.py:Value", {"examples": 60}),
+    "student": ("tests/engines/student.py:Value", {"examples": 100, "timeout": 2}),
+}
 FINDING_KINDS = frozenset({"gradient", "value", "exception", "invalid", "crash", "timeout"})
 
 Patch = tuple[str, str]
