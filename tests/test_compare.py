@@ -111,6 +111,12 @@ def test_traced_function_and_expr_are_accepted() -> None:
     assert c.verdict == "agree" and c.gradient("engine") == (6.0,)
 
 
+def test_a_correct_engine_agrees_where_float64_has_no_accuracy_left() -> None:
+    # Found by a 20,000-example campaign on a correct engine (see test_reference).
+    c = compare("relu(sin(exp(-x0)))", {"x0": -372.0})
+    assert c.verdict == "agree", c
+
+
 def test_engine_can_be_left_out_or_given() -> None:
     c = compare("x * y - 3 / y", {"x": 1.5, "y": 2.0}, engine=False)
     assert "engine" not in [o.name for o in c.oracles] and c.verdict == "agree"

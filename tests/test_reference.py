@@ -265,6 +265,16 @@ def test_floor_grows_with_conditioning() -> None:
     assert 1e280 < big.value_floor < 1e-12 * big.value
 
 
+def test_a_floor_that_overflows_a_float_is_computed_in_mpmath() -> None:
+    # sin(exp(372)): exp(372) ~ 3.6e161 is off by ~1e145 in float64, so neither the
+    # value nor the gradient through relu can be computed to any accuracy. The float
+    # floor overflowed (inf * 0 = nan) and max() dropped the nan: a correct engine
+    # was called wrong. In mpmath the floor is honest: beyond any float.
+    truth = ref("relu(sin(exp(-x)))", -372.0)
+    assert truth.status == "kink" and truth.gradient_low[0] < -1e160
+    assert truth.gradient_floor[0] == math.inf
+
+
 def test_floor_sees_cancellation() -> None:
     # (x + 1) - x at 1e8: the sum rounds at the scale of 1e8, far above the result 1.
     truth = ref("(x + 1) - x", 1e8)

@@ -289,8 +289,8 @@ def exact(program: Program, point: Sequence[float], *, digits: int = DIGITS) -> 
     """The exact reference at one point (see :class:`PointReference`).
 
     Values and derivatives are computed in mpmath; the noise floors in plain floats
-    (fast) unless some value or derivative under- or overflows as a float, in which
-    case they are computed in mpmath too.
+    (fast) unless some value, derivative or floor under- or overflows as a float, in
+    which case they are computed in mpmath too.
     """
     with mpmath.workdps(digits):
         try:
@@ -380,6 +380,8 @@ def _exact(program: Program, point: Sequence[float], m: Any) -> PointReference:
             steeper = tuple(max(abs(a), abs(b)) for a, b in zip(left, right))
             slopes = steeper + tuple(slopes[len(args):])
         e.append(_forward_floor(m, spec, margv, mvalues[-1], param, slopes, [e[j] for j in args]))
+        if m is FLOATS and not math.isfinite(e[-1]):
+            raise _Lossy  # the float floor overflowed (inf, or nan from inf * 0)
         if status == "defined":
             try:
                 steps = spec.intermediates(mpmath, argv, param)
@@ -405,6 +407,8 @@ def _exact(program: Program, point: Sequence[float], m: Any) -> PointReference:
         if lost is not None:
             raise stop("gradient-not-representable", f"a term of the chain rule at node {lost} ({program.ops[lost]}) underflows float64", lost, True)
         _, E = _reverse(m, program, mvalues, mlocals, e, overrides)
+        if m is FLOATS and not all(math.isfinite(E[s]) for s in slots):
+            raise _Lossy  # likewise
         gradients.append([g[s] for s in slots])
         floors.append([E[s] for s in slots])
     if kinks:
