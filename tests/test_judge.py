@@ -254,3 +254,21 @@ def test_format_point_parses_back_exactly(values: list[float]) -> None:
         assert key == name
         back = float(number)
         assert back == value and math.copysign(1.0, back) == math.copysign(1.0, value), (item, value)
+
+
+def test_a_floor_near_the_largest_float_gives_no_overflow_warning() -> None:
+    # Found on a 100,000-example campaign: slack * floor overflowed and numpy
+    # printed a RuntimeWarning on the user's terminal. inf is the right answer.
+    import warnings
+
+    import numpy as np
+
+    from verifier.evaluate import close_to_sweep
+    from verifier.reference import Sweep
+
+    ref = Sweep(value=np.array([1.0]), value_floor=np.array([1e308]), gradient=np.array([[2.0]]),
+                gradient_floor=np.array([[1e308]]), clean=np.array([True]), outside=np.array([False]), node_values=[])
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert close_to_sweep(ref, 0, 1e300, [1e300])
+        assert not close_to_sweep(ref, 0, 1e300, [None])
