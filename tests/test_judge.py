@@ -272,3 +272,18 @@ def test_a_floor_near_the_largest_float_gives_no_overflow_warning() -> None:
         warnings.simplefilter("error")
         assert close_to_sweep(ref, 0, 1e300, [1e300])
         assert not close_to_sweep(ref, 0, 1e300, [None])
+
+
+@pytest.mark.parametrize(("text", "point", "answer"), [
+    # x * 0.1 / 0.1 - x is 4.4e-16 in float64 at 3, not 0: cubed, 8.8e-47. The floor
+    # of t**3 needs the third-order term e**3 (found on micrograd, which divides as
+    # a * b**-1, in a 50,000-example campaign).
+    ("(x * 0.1 / 0.1 - x)**3", (3.0,), (8.758115402030107e-47, (0.0,))),
+    # sigmoid(-710) is subnormal: a correct engine (torch) flushes it and its
+    # derivative to zero; -710 times that flushed derivative is off by 3e-306.
+    ("sigmoid(x) * x", (-710.0,), (-0.0, (0.0,))),
+])
+def test_correct_float64_answers_at_the_edges_of_the_noise_model_pass(text, point, answer) -> None:
+    truth = truth_of(text, *point)
+    value, gradient = answer
+    assert judge_point(truth, ok(value, gradient), ("x",)) == []

@@ -83,7 +83,20 @@ def _forward_floor(m: Any, spec: Op, argv: list[Any], out: Any, param: Any, deri
     own = spec.ulps * U * spec.value_scale(m, argv, out, param) + TINY
     first = sum(_times(m.fabs(derivatives[k]), errors[k]) for k in range(n))
     second = sum(_times(_times(m.fabs(derivatives[n + j * n + k]), errors[j]), errors[k]) for j in range(n) for k in range(n))
+    if spec.name == "pow" and param > 2:
+        return own + _larger(m, first + 0.5 * second, _spread(m, argv[0], errors[0], param))
     return own + first + 0.5 * second
+
+
+def _spread(m: Any, a: Any, error: Any, p: float) -> Any:
+    """How far ``x**p`` (p >= 1) may move when ``x`` is ``a`` give or take ``error``:
+    ``(|a| + error)**p - |a|**p``. For p > 2 a Taylor expansion to second order
+    misses it: ``t**3`` at a ``t`` that should be 0 but is off by e is ``e**3``."""
+    return m.power(m.fabs(a) + error, p) - m.power(m.fabs(a), p)
+
+
+def _larger(m: Any, a: Any, b: Any) -> Any:
+    return np.maximum(a, b) if m is np else max(a, b)
 
 
 def _reverse(m: Any, program: Program, values: list[Any], locals_: list[tuple[Any, ...]], e: list[Any] | None, overrides: dict[int, tuple[Any, ...]] | None = None) -> tuple[list[Any], list[Any]]:
@@ -114,8 +127,13 @@ def _reverse(m: Any, program: Program, values: list[Any], locals_: list[tuple[An
                 continue
             # How wrong the local derivative itself may be: its own rounding, and
             # its inputs' noise moving it (through the second derivatives).
-            D = spec.ulps * U * spec.grad_scales[k](m, argv, values[i], program.params[i])
-            D = D + sum(_times(m.fabs(seconds[k * arity + q]), e[jq]) for q, jq in enumerate(args))
+            # A subnormal derivative may be flushed to zero: TINY, as for values.
+            D = spec.ulps * U * spec.grad_scales[k](m, argv, values[i], program.params[i]) + TINY
+            moved = sum(_times(m.fabs(seconds[k * arity + q]), e[jq]) for q, jq in enumerate(args))
+            p = program.params[i]
+            if spec.name == "pow" and p > 2:  # the derivative p * x**(p - 1), as in _spread
+                moved = _larger(m, moved, abs(p) * _spread(m, argv[0], e[args[0]], p - 1.0))
+            D = D + moved
             S[j] = S[j] + m.fabs(c)
             # (g + dg)(d + dD) - g d: first-order terms, and the product of the two
             # errors, which is all there is where g and d are both exactly 0.
