@@ -140,6 +140,16 @@ def test_noise_scales_are_finite_and_nonnegative_at_a_benign_point(name: str, p:
         assert np.all(np.isfinite(s)) and np.all(s >= 0), f"{name}: scale {s}"
 
 
+@pytest.mark.parametrize("name", [n for n, op in OPS.items() if op.arity == 1 and op.name != "pow"])
+def test_monotone_means_monotone(name: str) -> None:
+    # The reference bounds a monotone op by f(a - e) and f(a + e): the flag must be true.
+    op = OPS[name]
+    low = 1e-3 if op.domain(None) else -30.0
+    xs = np.linspace(low, 30.0, 2001)
+    steps = np.diff(np.asarray(op.numpy(xs, None), dtype=float))
+    assert op.monotone == (bool((steps >= 0).all()) or bool((steps <= 0).all()))
+
+
 def test_domains() -> None:
     assert OPS["log"].domain(None) == (Constraint(0, "positive"),)
     assert OPS["div"].domain(None) == (Constraint(1, "nonzero"),)

@@ -97,6 +97,8 @@ class Op:
             one over- or underflows, the gradient is not representable there.
         adjoint_intermediates: ``(m, args, g) -> values`` the same, for terms that
             involve the node's adjoint ``g`` (micrograd's a * g in a / b).
+        monotone: the op is monotone on its domain, so ``f(a - e)`` and ``f(a + e)``
+            bound its value when its input is ``a`` give or take ``e``.
     """
 
     name: str
@@ -115,6 +117,7 @@ class Op:
     intermediates: Callable[..., tuple[Any, ...]] = lambda m, args, p: ()
     adjoint_intermediates: Callable[..., tuple[Any, ...]] = lambda m, args, g: ()
     kinks: tuple[float, ...] = ()
+    monotone: bool = False
     ulps: float = 2.0
     precedence: int = 9  # for printing: + - 1, * / 2, unary - 3, ** 4, calls 9
 
@@ -209,6 +212,7 @@ OPS: dict[str, Op] = {
             mpmath=lambda a, p: -a, numpy=lambda a, p: -a,
             value_scale=_zero,
             grad_scales=(_zero,), precedence=3,
+            monotone=True,
         ),
         Op(
             "pow", 1, "**", "", ("__pow__",),
@@ -231,6 +235,7 @@ OPS: dict[str, Op] = {
             numpy=lambda a, p: np.exp(a),
             value_scale=_out,
             grad_scales=(_out,),
+            monotone=True,
         ),
         Op(
             "log", 1, "", "log", ("log",),
@@ -240,6 +245,7 @@ OPS: dict[str, Op] = {
             domain=lambda p: (Constraint(0, "positive"),),
             value_scale=lambda m, args, out, p: m.fabs(out) + 1.0,
             grad_scales=(lambda m, args, out, p: m.fabs(1.0 / args[0]),),
+            monotone=True,
         ),
         Op(
             "tanh", 1, "", "tanh", ("tanh",),
@@ -249,6 +255,7 @@ OPS: dict[str, Op] = {
             value_scale=_out,
             # 1 - t*t: its terms are of size 1 even where the result is tiny.
             grad_scales=(lambda m, args, out, p: 1.0 + out * out,),
+            monotone=True,
         ),
         Op(
             "relu", 1, "", "relu", ("relu",),
@@ -257,6 +264,7 @@ OPS: dict[str, Op] = {
             numpy=lambda a, p: np.maximum(a, 0.0),
             value_scale=_zero,
             grad_scales=(_zero,), kinks=(0.0,),
+            monotone=True,
         ),
         Op(
             "sigmoid", 1, "", "sigmoid", ("sigmoid",),
@@ -269,6 +277,7 @@ OPS: dict[str, Op] = {
             # s * (1 - s): 1 - s cancels when s is near 1, an ulp of s.
             grad_scales=(_out,),
             ulps=3.0,
+            monotone=True,
         ),
         Op(
             "sin", 1, "", "sin", ("sin",),
@@ -292,6 +301,7 @@ OPS: dict[str, Op] = {
             domain=lambda p: (Constraint(0, "nonnegative"), Constraint(0, "positive", gradient_only=True)),
             value_scale=_out,
             grad_scales=(lambda m, args, out, p: m.fabs(0.5 / out),),
+            monotone=True,
         ),
     )
 }

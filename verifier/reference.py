@@ -49,6 +49,11 @@ NEAR = 16.0  # within this many noise floors of an edge or a kink is "near" it
 PRODUCT_ULPS = 3.0  # rounding of one chain-rule product such as g * (-a / b**2)
 TINY = 2.0**-1022  # absolute: a subnormal result may be flushed to zero (= DBL_MIN)
 MAX_KINKS = 6  # more kinks at one point than this: too many one-sided combinations
+# A monotone op whose value moves more than LINEAR floors over its input's noise is
+# not linear there. Only checked above NONLINEAR_NOISE: below it exp, tanh and
+# sigmoid are linear to 1e-6, and log and sqrt are kept linear by the edge check.
+LINEAR = 2.0
+NONLINEAR_NOISE = 1e-3
 DBL_MAX = float(np.finfo(float).max)
 DBL_MIN = 2.0**-1022  # smallest normal float
 UNDERFLOW = mpmath.ldexp(1, -1075)  # exact results below this round to zero (not a float!)
@@ -84,15 +89,20 @@ def _forward_floor(m: Any, spec: Op, argv: list[Any], out: Any, param: Any, deri
     first = sum(_times(m.fabs(derivatives[k]), errors[k]) for k in range(n))
     second = sum(_times(_times(m.fabs(derivatives[n + j * n + k]), errors[j]), errors[k]) for j in range(n) for k in range(n))
     if spec.name == "pow" and param > 2:
-        return own + _larger(m, first + 0.5 * second, _spread(m, argv[0], errors[0], param))
+        return own + _larger(m, first + 0.5 * second, _power_spread(m, argv[0], errors[0], param))
     return own + first + 0.5 * second
 
 
-def _spread(m: Any, a: Any, error: Any, p: float) -> Any:
+def _power_spread(m: Any, a: Any, error: Any, p: float) -> Any:
     """How far ``x**p`` (p >= 1) may move when ``x`` is ``a`` give or take ``error``:
     ``(|a| + error)**p - |a|**p``. For p > 2 a Taylor expansion to second order
     misses it: ``t**3`` at a ``t`` that should be 0 but is off by e is ``e**3``."""
     return m.power(m.fabs(a) + error, p) - m.power(m.fabs(a), p)
+
+
+def _monotone_spread(f: Any, a: Any, error: Any, value: Any, param: Any) -> Any:
+    """How far a monotone op's value moves when its input ``a`` moves by ``error``."""
+    return abs(f(a + error, param) - value) + abs(value - f(a - error, param))
 
 
 def _larger(m: Any, a: Any, b: Any) -> Any:
@@ -131,8 +141,8 @@ def _reverse(m: Any, program: Program, values: list[Any], locals_: list[tuple[An
             D = spec.ulps * U * spec.grad_scales[k](m, argv, values[i], program.params[i]) + TINY
             moved = sum(_times(m.fabs(seconds[k * arity + q]), e[jq]) for q, jq in enumerate(args))
             p = program.params[i]
-            if spec.name == "pow" and p > 2:  # the derivative p * x**(p - 1), as in _spread
-                moved = _larger(m, moved, abs(p) * _spread(m, argv[0], e[args[0]], p - 1.0))
+            if spec.name == "pow" and p > 2:  # the derivative p * x**(p - 1), as in _power_spread
+                moved = _larger(m, moved, abs(p) * _power_spread(m, argv[0], e[args[0]], p - 1.0))
             D = D + moved
             S[j] = S[j] + m.fabs(c)
             # (g + dg)(d + dD) - g d: first-order terms, and the product of the two
@@ -210,6 +220,8 @@ def sweep(program: Program, points: np.ndarray) -> Sweep:
             values.append(value)
             locals_.append(derivatives)
             e.append(_forward_floor(np, spec, argv, value, param, derivatives, [e[j] for j in args]))
+            if spec.monotone and (noisy := e[args[0]] > NONLINEAR_NOISE).any():
+                near |= noisy & (_monotone_spread(spec.numpy, argv[0], e[args[0]], value, param) > LINEAR * e[-1])
             for x in (value, *derivatives):
                 finite &= np.isfinite(x)
             for x in spec.intermediates(np, argv, param):
@@ -400,6 +412,11 @@ def _exact(program: Program, point: Sequence[float], m: Any) -> PointReference:
         e.append(_forward_floor(m, spec, margv, mvalues[-1], param, slopes, [e[j] for j in args]))
         if m is FLOATS and not math.isfinite(e[-1]):
             raise _Lossy  # the float floor overflowed (inf, or nan from inf * 0)
+        if spec.monotone and e[args[0]] > NONLINEAR_NOISE and _monotone_spread(spec.mpmath, argv[0], e[args[0]], value, param) > LINEAR * e[-1]:
+            # sigmoid(u) where float64 knows u only to 1e39: a correct computation
+            # may give anything from 0 to 1, far beyond the linearised floor.
+            raise stop("ill-conditioned", f"{op} of {_to_float(argv[0]):.6g} give or take {_to_float(e[args[0]]):.3g} in float64: "
+                       "its value is not a linear function of that noise", i, False)
         if status == "defined":
             try:
                 steps = spec.intermediates(mpmath, argv, param)
