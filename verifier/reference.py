@@ -249,7 +249,9 @@ class PointReference:
             ``gradient-undefined`` (value defined, derivative infinite: sqrt at 0);
             ``kink`` (at or within noise of a kink: any gradient between the one-sided
             ones is right); ``ill-conditioned`` (within float64 noise of a domain edge:
-            the float result may land on either side); ``not-representable`` (a
+            the float result may land on either side; or an op whose input is so noisy
+            that its value is not linear in the noise: sigmoid of 1e39 give or take
+            1e89); ``not-representable`` (a
             value overflows or underflows float64); ``gradient-not-representable``
             (the value is fine, but a local derivative or adjoint overflows).
         detail: why, naming the node ("log of -2 (node 3)").
