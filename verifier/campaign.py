@@ -255,10 +255,11 @@ def _shard_examples(requested: int, shard: int) -> int:
 # -- exploring and shrinking (run in the main process or in workers) -----------------
 
 def _stop_requested(config: _Config, stop: Any) -> bool:
-    return (stop is not None and stop.is_set()) or (config.deadline is not None and time.time() > config.deadline)
+    """Ctrl-C (``stop``: the parent's flag, or the workers' shared event) or the time budget."""
+    return stop.is_set() or (config.deadline is not None and time.time() > config.deadline)
 
 
-def _explore(host: Any, config: _Config, shard: int, requested: int, stop: Any = None, tick: Callable[[], None] | None = None) -> _ShardResult:
+def _explore(host: Any, config: _Config, shard: int, requested: int, stop: Any, tick: Callable[[], None] | None = None) -> _ShardResult:
     result = _ShardResult(shard)
     quarantined: set[str] = set(config.quarantined)
 
@@ -293,7 +294,7 @@ def _explore(host: Any, config: _Config, shard: int, requested: int, stop: Any =
     except (NoSuchExample, Unsatisfiable):
         pass
     except _Stop:
-        result.stopped = "interrupted" if stop is not None and stop.is_set() else "time-budget"
+        result.stopped = "interrupted" if stop.is_set() else "time-budget"
     except KeyboardInterrupt:
         result.stopped = "interrupted"
     return result
@@ -303,7 +304,7 @@ def _size(case: Case) -> tuple:
     return (len(compile_program(case.expr)), len(str(case.expr)), float(np.abs(case.points).sum()))
 
 
-def _shrink(host: Any, config: _Config, occurrence: _Occurrence, quarantine: Sequence[tuple[int, str]], stop: Any = None) -> Finding | None:
+def _shrink(host: Any, config: _Config, occurrence: _Occurrence, quarantine: Sequence[tuple[int, str]], stop: Any) -> Finding | None:
     """The smallest case with the occurrence's signature, as a full finding."""
     if occurrence.crash is not None:
         return _crash_finding(host, occurrence)

@@ -88,9 +88,15 @@ def _forward_floor(m: Any, spec: Op, argv: list[Any], out: Any, param: Any, deri
     own = spec.ulps * U * spec.value_scale(m, argv, out, param) + TINY
     first = sum(_times(m.fabs(derivatives[k]), errors[k]) for k in range(n))
     second = sum(_times(_times(m.fabs(derivatives[n + j * n + k]), errors[j]), errors[k]) for j in range(n) for k in range(n))
-    if spec.name == "pow" and param > 2:
+    if _beyond_second_order(spec, param):
         return own + _larger(m, first + 0.5 * second, _power_spread(m, argv[0], errors[0], param))
     return own + first + 0.5 * second
+
+
+def _beyond_second_order(spec: Op, p: Any) -> bool:
+    """pow with p > 2: its value and derivative move by more than a second-order
+    Taylor expansion says where its input should be 0 (see _power_spread)."""
+    return spec.name == "pow" and p > 2
 
 
 def _power_spread(m: Any, a: Any, error: Any, p: float) -> Any:
@@ -138,10 +144,10 @@ def _reverse(m: Any, program: Program, values: list[Any], locals_: list[tuple[An
             # How wrong the local derivative itself may be: its own rounding, and
             # its inputs' noise moving it (through the second derivatives).
             # A subnormal derivative may be flushed to zero: TINY, as for values.
-            D = spec.ulps * U * spec.grad_scales[k](m, argv, values[i], program.params[i]) + TINY
-            moved = sum(_times(m.fabs(seconds[k * arity + q]), e[jq]) for q, jq in enumerate(args))
             p = program.params[i]
-            if spec.name == "pow" and p > 2:  # the derivative p * x**(p - 1), as in _power_spread
+            D = spec.ulps * U * spec.grad_scales[k](m, argv, values[i], p) + TINY
+            moved = sum(_times(m.fabs(seconds[k * arity + q]), e[jq]) for q, jq in enumerate(args))
+            if _beyond_second_order(spec, p):  # the derivative p * x**(p - 1)
                 moved = _larger(m, moved, abs(p) * _power_spread(m, argv[0], e[args[0]], p - 1.0))
             D = D + moved
             S[j] = S[j] + m.fabs(c)
