@@ -87,7 +87,7 @@ def test_json_contract_fields(tmp_path: Path) -> None:
     assert d["blame"]["backend"] == "engine"
     assert set(d["point"]) == set(d["variables"])
     assert {"reference", "engine", "sympy", "torch", "numeric"} <= set(d["oracles"])
-    from verifier.parse import parse
+    from verifier.parsing import parse
 
     parse(d["expression"])  # re-parsable
 

@@ -22,10 +22,10 @@ import pytest
 from micrograd.engine import Value as MicrogradValue
 
 from tests.engines import corpus
-from verifier.compare import Comparison, compare
+from verifier.comparison import Comparison, compare
 from verifier.expr import var
 from verifier.judge import PASS
-from verifier.parse import parse
+from verifier.parsing import parse
 
 EXERCISE = "-a**3 + sin(3*b) - 1/c + b**2.5 - a**0.5"
 POINT = {"a": 2, "b": 3, "c": 4}

@@ -10,7 +10,7 @@ What this file proves:
 * the negation of a constant folds into the constant (keeping -0.0);
 * nodes are immutable, survive copy/pickle as the very same object, and
   ``compile_program``/``from_program`` round-trip;
-* tracing a plain Python function through ``verifier.compare.as_expression`` builds
+* tracing a plain Python function through ``verifier.comparison.as_expression`` builds
   the DAG, and a function that calls ``math.exp`` fails with a clear TypeError;
 * variables are kept in natural order (x2 before x10);
 * invalid names, ops, arities, parameters and exponents fail with clear errors.
@@ -24,10 +24,10 @@ import pickle
 
 import pytest
 
-from verifier.compare import as_expression
+from verifier.comparison import as_expression
 from verifier.expr import Expr, Program, apply, compile_program, const, from_program, natural_key, var
 from verifier.ops import OPS
-from verifier.parse import parse
+from verifier.parsing import parse
 
 x, y, z = var("x"), var("y"), var("z")
 

@@ -28,7 +28,7 @@ from hypothesis import strategies as st
 
 from verifier.expr import compile_program
 from verifier.judge import ERROR, PASS, Verdict, format_point, judge_oracle, judge_point, worst
-from verifier.parse import parse
+from verifier.parsing import parse
 from verifier.reference import exact
 from verifier.run_engine import EngineOutcome
 

@@ -24,7 +24,7 @@ import pytest
 
 from verifier.expr import compile_program
 from verifier.numeric import central_differences, forward_values, step_sweep
-from verifier.parse import parse
+from verifier.parsing import parse
 from verifier.reference import exact
 
 EXERCISE = "-a**3 + sin(3*b) - 1/c + b**2.5 - a**0.5"
@@ -121,7 +121,7 @@ def test_aliasing_is_caught_by_the_judge_not_the_estimate() -> None:
     oscillates every ~1e-10), aliasing can make three differences look settled and
     the estimate finite but wrong. compare() then reports that finite differences
     broke down (an oracle warning), never an engine finding."""
-    from verifier.compare import compare
+    from verifier.comparison import compare
 
     c = compare("sin(exp(x**3))", {"x": 2.78})
     assert c.verdict in ("agree", "warning")

@@ -1,4 +1,4 @@
-"""Printing (verifier/printing.py) and the safe parser (verifier/parse.py).
+"""Printing (verifier/printing.py) and the safe parser (verifier/parsing.py).
 
 What this file proves:
 
@@ -25,7 +25,7 @@ import pytest
 from hypothesis import given, settings
 
 from verifier.expr import apply, const, var
-from verifier.parse import ParseError, ParseLimits, parse
+from verifier.parsing import ParseError, ParseLimits, parse
 from verifier.printing import format_number, to_latex, to_mathml, to_string, tree_size
 from verifier.strategies import expressions
 

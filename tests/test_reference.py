@@ -24,7 +24,7 @@ import pytest
 from hypothesis import given, settings
 
 from verifier.expr import compile_program
-from verifier.parse import parse
+from verifier.parsing import parse
 from verifier.reference import exact, sweep
 from verifier.strategies import cases
 

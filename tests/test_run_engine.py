@@ -23,7 +23,7 @@ from micrograd.engine import Value as MicrogradValue
 from engine import Value as EngineValue
 from verifier.expr import compile_program
 from verifier.ops import OPS
-from verifier.parse import parse
+from verifier.parsing import parse
 from verifier.run_engine import EngineOutcome, describe_error, probe, run
 
 

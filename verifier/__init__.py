@@ -16,10 +16,12 @@ from typing import Any
 __version__ = "0.1.0"
 
 # Public name -> module. Imported on first use, so that `import verifier` (and the
-# engine sandboxes, which import a small part of it) stay fast.
+# engine sandboxes, which import a small part of it) stay fast. No module may share
+# a name with a function here: importing `verifier.parse` would have bound the
+# module over the function `verifier.parse`.
 _EXPORTS = {
-    "compare": "verifier.compare",
-    "Comparison": "verifier.compare",
+    "compare": "verifier.comparison",
+    "Comparison": "verifier.comparison",
     "check_engine": "verifier.campaign",
     "CampaignResult": "verifier.campaign",
     "Finding": "verifier.findings",
@@ -29,11 +31,11 @@ _EXPORTS = {
     "var": "verifier.expr",
     "const": "verifier.expr",
     "apply": "verifier.expr",
-    "parse": "verifier.parse",
+    "parse": "verifier.parsing",
     "to_sympy": "verifier.printing",
     "to_latex": "verifier.printing",
     "to_mathml": "verifier.printing",
-    "ParseError": "verifier.parse",
+    "ParseError": "verifier.parsing",
     "OPS": "verifier.ops",
     "load_engine": "verifier.loader",
     "EngineLoadError": "verifier.loader",

@@ -24,7 +24,7 @@ from typing import Any, Callable, Mapping, Sequence
 
 import numpy as np
 
-from verifier.compare import as_expression
+from verifier.comparison import as_expression
 from verifier.evaluate import judge_case
 from verifier.evidence import build_finding
 from verifier.expr import Expr, compile_program, natural_key

@@ -47,7 +47,7 @@ from verifier.hosts import EngineCrash, EngineTimeout, InProcess, Sandbox, open_
 from verifier.judge import KIND_ORDER, worst
 from verifier.loader import target_of
 from verifier.ops import OPS, op_names
-from verifier.parse import parse
+from verifier.parsing import parse
 from verifier.reference import exact
 from verifier.strategies import Case, cases
 

@@ -197,7 +197,7 @@ def _parse_point(text: str) -> dict[str, float]:
               help="The engine class to include, or 'none'.")
 def compare(expression: str, at: str, target: str) -> None:
     """Show every oracle's value and gradient of EXPRESSION at one point."""
-    from verifier.compare import compare as run_compare
+    from verifier.comparison import compare as run_compare
 
     point = _parse_point(at)
     try:

@@ -10,7 +10,7 @@ findings.
 Example:
     >>> from verifier.hosts import InProcess
     >>> from engine import Value
-    >>> from verifier.parse import parse
+    >>> from verifier.parsing import parse
     >>> from verifier.expr import compile_program
     >>> report = judge_case(InProcess(Value), compile_program(parse("log(x)")), [[2.0], [-1.0]])
     >>> report.error is None, report.counts["outside-domain"]

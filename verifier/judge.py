@@ -17,7 +17,7 @@ complex number or a finite number is a (warning-level) robustness finding. At ki
 anything between the one-sided derivatives passes.
 
 Example:
-    >>> from verifier.parse import parse
+    >>> from verifier.parsing import parse
     >>> from verifier.expr import compile_program
     >>> from verifier.reference import exact
     >>> from verifier.run_engine import EngineOutcome

@@ -10,7 +10,7 @@ Example:
     >>> load_engine("engine:Nope")
     Traceback (most recent call last):
     ...
-    verifier.loader.EngineLoadError: engine target 'engine:Nope': module 'engine' has no attribute 'Nope' (classes there: DomainError, Value)
+    verifier.loader.EngineLoadError: engine target 'engine:Nope': module 'engine' has no attribute 'Nope'
 """
 
 from __future__ import annotations

@@ -13,10 +13,10 @@ fast-oscillating function), the step is cut by 8, up to six times; past that the
 estimate is infinite: finite differences cannot tell.
 
 Example:
-    >>> from verifier.parse import parse
+    >>> from verifier.parsing import parse
     >>> from verifier.expr import compile_program
     >>> result = central_differences(compile_program(parse("sin(x)")), [[1.0]])
-    >>> abs(result.gradient[0, 0] - 0.5403023058681398) < result.estimate[0, 0]
+    >>> bool(abs(result.gradient[0, 0] - 0.5403023058681398) < result.estimate[0, 0])
     True
 """
 

@@ -6,7 +6,7 @@ nodes and very deep chains get names (``t1 = ...; t2 = ...; result``), which kee
 big graphs linear in size and within Python's parser limits.
 
 Example:
-    >>> from verifier.parse import parse
+    >>> from verifier.parsing import parse
     >>> e = parse("tanh(x0*x1) - 3/x1 + x0**2.5")
     >>> to_string(e)
     'tanh(x0 * x1) - 3 / x1 + x0**2.5'
@@ -232,7 +232,7 @@ def to_sympy(expr: Expr, symbols: dict[str, Any] | None = None) -> Any:
 
     Example:
         >>> import sympy
-        >>> from verifier.parse import parse
+        >>> from verifier.parsing import parse
         >>> e = to_sympy(parse("x * tanh(y)"))
         >>> sympy.diff(e, sympy.Symbol("y", real=True))
         x*(1 - tanh(y)**2)

@@ -20,12 +20,12 @@ Results in the subnormal range may be flushed to zero (as torch does): every op'
 floor includes the smallest normal float.
 
 Example:
-    >>> from verifier.parse import parse
+    >>> from verifier.parsing import parse
     >>> from verifier.expr import compile_program
     >>> program = compile_program(parse("x * tanh(y)"))
     >>> point = exact(program, (2.0, 0.5))
     >>> point.status, round(point.gradient[0], 12)
-    ('defined', 0.462117157278)
+    ('defined', 0.46211715726)
 """
 
 from __future__ import annotations

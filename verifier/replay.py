@@ -22,7 +22,7 @@ from verifier.evaluate import judge_case
 from verifier.expr import compile_program
 from verifier.hosts import Sandbox
 from verifier.judge import format_point, worst
-from verifier.parse import parse
+from verifier.parsing import parse
 
 __all__ = ["load_findings", "replay_finding"]
 

@@ -9,7 +9,7 @@ stay plain Python numbers, so ``3 - x`` really calls ``__rsub__``), calls
 
 Example:
     >>> from engine import Value
-    >>> from verifier.parse import parse
+    >>> from verifier.parsing import parse
     >>> from verifier.expr import compile_program
     >>> [outcome] = run(Value, compile_program(parse("x * x")), [(3.0,)])
     >>> outcome.status, outcome.value, outcome.gradient
@@ -144,7 +144,7 @@ def build(engine: type, program: Program, leaves: Sequence[Any]) -> list[Any]:
 
     Example:
         >>> from engine import Value
-        >>> from verifier.parse import parse
+        >>> from verifier.parsing import parse
         >>> from verifier.expr import compile_program
         >>> x = Value(3.0)
         >>> out = build(Value, compile_program(parse("x * x")), [x])[-1]

@@ -22,7 +22,7 @@ Example:
     >>> from hypothesis import given
     >>> @given(expressions(ops=("mul", "tanh"), max_leaves=4))
     ... def test_prints_and_parses(e):
-    ...     from verifier.parse import parse
+    ...     from verifier.parsing import parse
     ...     assert parse(str(e)) is e
     >>> test_prints_and_parses()
 """

@@ -5,7 +5,7 @@ overhead of torch is paid once per expression rather than once per point. Points
 do not interact, so the gradient of the sum is each point's gradient.
 
 Example:
-    >>> from verifier.parse import parse
+    >>> from verifier.parsing import parse
     >>> from verifier.expr import compile_program
     >>> result = evaluate(compile_program(parse("x * x")), [[3.0], [0.5]])
     >>> result.value.tolist(), result.gradient.tolist()

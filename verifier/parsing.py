@@ -12,7 +12,7 @@ Example:
     >>> parse("x0 ** x1")
     Traceback (most recent call last):
     ...
-    verifier.parse.ParseError: pow: the exponent must be a number (like 2, -1 or 1/3), got 'x1' at column 6
+    verifier.parsing.ParseError: pow: the exponent must be a number (like 2, -1 or 1/3), got 'x1' at column 7
 """
 
 from __future__ import annotations

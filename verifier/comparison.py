@@ -22,7 +22,7 @@ from verifier.findings import Finding, OracleReport, jsonable, oracles_dict
 from verifier.hosts import InProcess
 from verifier.judge import PASS, Verdict, format_number, format_point, judge_oracle, judge_point
 from verifier.loader import load_engine
-from verifier.parse import parse
+from verifier.parsing import parse
 from verifier.printing import to_string
 from verifier.reference import PointReference, exact
 
