@@ -290,3 +290,54 @@ def test_correct_float64_answers_at_the_edges_of_the_noise_model_pass(text, poin
     truth = truth_of(text, *point)
     value, gradient = answer
     assert judge_point(truth, ok(value, gradient), compile_program(parse(text)).variables) == []
+
+
+# -- each quantity on its own (the edges of float64) ---------------------------------------------
+
+def test_a_wrong_partial_is_caught_where_an_intermediate_underflows() -> None:
+    # exp(-2100) underflows to 0: the point used to be "not representable" and
+    # d/dx1 = 2 instead of 3 was accepted.
+    t = truth_of("x1*3 + exp(x0*3)", -700.0, 2.0)
+    assert judge_point(t, ok(6.0, (0.0, 3.0)), ("x0", "x1")) == []
+    [v] = judge_point(t, ok(6.0, (0.0, 2.0)), ("x0", "x1"))
+    assert (v.kind, v.severity, v.variable) == ("gradient", "error", 1)
+
+
+def test_underflow_to_zero_is_an_exact_answer() -> None:
+    t = truth_of("exp(x0) * x1", -800.0, 1.0)  # 1e-348: float64 holds it as 0
+    assert judge_point(t, ok(0.0, (0.0, 0.0)), ("x0", "x1")) == []
+    assert [v.kind for v in judge_point(t, ok(1.0, (0.0, 0.0)), ("x0", "x1"))] == ["value"]
+
+
+def test_a_partial_independent_of_an_overflow_is_still_judged() -> None:
+    t = truth_of("x1*3 + exp(exp(x0))", 10.0, 2.0)
+    names = ("x0", "x1")
+    assert judge_point(t, ok(math.inf, (math.nan, 3.0)), names) == []
+    [v] = judge_point(t, ok(math.inf, (math.nan, 2.0)), names)
+    assert (v.kind, v.variable) == ("gradient", 1)
+    # Raising where the value overflows (math.exp(22026)) is fine, forward or backward.
+    assert judge_point(t, EngineOutcome("exception", None, None, "OverflowError: math range error", "forward"), names) == []
+    assert judge_point(t, EngineOutcome("exception", math.inf, None, "OverflowError", "backward"), names) == []
+
+
+def test_a_backward_exception_is_an_error_where_every_partial_is_judged() -> None:
+    t = truth_of("x1/x0", 1e-160, 2.0)  # d/dx0 = -2e320 is beyond float64; d/dx1 is not
+    names = ("x0", "x1")
+    assert judge_point(t, EngineOutcome("exception", 2e160, None, "OverflowError", "backward"), names) == []
+    t = truth_of("x1/x0", 2.0, 3.0)
+    [v] = judge_point(t, EngineOutcome("exception", 1.5, None, "OverflowError", "backward"), names)
+    assert (v.kind, v.severity) == ("exception", "error")
+
+
+def test_a_domain_warning_names_the_op_whose_engine_input_left_the_domain() -> None:
+    # sqrt(x - 1) at x = 0.5 is outside the domain. An engine whose sub gave sqrt a
+    # valid input (0, through its own upstream error) made nothing up at sqrt: no
+    # domain warning there (the upstream error is a value finding of its own).
+    program = compile_program(parse("sqrt(x - 1)"))
+    t = exact(program, (0.5,))
+    assert t.status == "outside-domain"
+    inside = ok(0.0, (0.0,), node_values=(0.5, 1.0, 0.0, 0.0))
+    assert judge_point(t, inside, ("x",), program=program) == []
+    outside = ok(0.7, (0.0,), node_values=(0.5, 1.0, -0.5, 0.7))
+    [v] = judge_point(t, outside, ("x",), program=program)
+    assert (v.kind, v.severity, v.cause, v.node) == ("value", "warning", "domain", 3) and "sqrt of -0.5" in v.message

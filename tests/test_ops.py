@@ -156,7 +156,7 @@ def test_domains() -> None:
     assert Constraint(0, "nonnegative") in OPS["sqrt"].domain(None)
     assert Constraint(0, "positive", gradient_only=True) in OPS["sqrt"].domain(None)
     assert OPS["pow"].domain(2.0) == ()
-    assert OPS["pow"].domain(0.0) == ()
+    assert OPS["pow"].domain(0.0) == (Constraint(0, "nonzero", gradient_only=True),)  # 0 * inf at 0
     assert OPS["pow"].domain(-1.0) == (Constraint(0, "nonzero"),)
     assert OPS["pow"].domain(-0.5) == (Constraint(0, "positive"),)
     assert Constraint(0, "positive", gradient_only=True) in OPS["pow"].domain(1.0 / 3.0)

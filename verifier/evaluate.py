@@ -29,7 +29,7 @@ from verifier import numeric, torch_oracle
 from verifier.expr import Program
 from verifier.hosts import EngineCrash, EngineTimeout
 from verifier.judge import PASS, Verdict, judge_oracle, judge_point
-from verifier.reference import PointReference, Sweep, exact, sweep
+from verifier.reference import JUDGED, PointReference, Sweep, exact, sweep
 from verifier.run_engine import EngineOutcome
 
 __all__ = ["PointJudgement", "CaseReport", "judge_case", "close_to_sweep"]
@@ -56,6 +56,8 @@ class CaseReport:
         warning: the first point with only warning verdicts.
         oracle: the first point where torch disagrees with the truth.
         counts: points by class (``defined``, ``kink``, ``outside-domain``, ...).
+        judged: quantities by whether they were judged: ``("value" | "partial",
+            "judged" | reason)`` (reasons in :data:`verifier.reference.UNJUDGED`).
         notes: oracle limits seen (``torch``, ``numeric``).
     """
 
@@ -64,6 +66,7 @@ class CaseReport:
     warning: PointJudgement | None = None
     oracle: PointJudgement | None = None
     counts: Counter = field(default_factory=Counter)
+    judged: Counter = field(default_factory=Counter)
     notes: Counter = field(default_factory=Counter)
 
 
@@ -80,10 +83,6 @@ def close_to_sweep(ref: Sweep, p: int, value: Any, gradient: Sequence[Any] | Non
                    for k, g in enumerate(gradient))
 
 
-def _finite_or_complex(x: Any) -> bool:
-    return isinstance(x, complex) or (isinstance(x, float) and np.isfinite(x))
-
-
 def judge_case(host: Any, program: Program, points: Sequence[Sequence[float]], *, oracles: bool = True) -> CaseReport:
     """Judge the engine (and, if ``oracles``, torch and central differences)."""
     report = CaseReport()
@@ -98,23 +97,27 @@ def judge_case(host: Any, program: Program, points: Sequence[Sequence[float]], *
         return report
     ref = sweep(program, points)
     truths: dict[int, PointReference] = {}
+    nvars = len(program.variables)
     for p, outcome in enumerate(outcomes):
-        if outcome.status == "ok" and close_to_sweep(ref, p, outcome.value, outcome.gradient):
+        clean = bool(ref.clean[p])
+        if clean and outcome.status == "ok" and close_to_sweep(ref, p, outcome.value, outcome.gradient):
             report.counts["defined"] += 1
+            report.judged["value", JUDGED] += 1
+            report.judged["partial", JUDGED] += nvars
             continue
-        if ref.outside[p] and (outcome.status == "exception" or not _finite_or_complex(outcome.value)):
-            # Clearly outside the domain in float64 already, and the engine raised or
-            # gave nan/inf: accepted, no need for the exact reference.
-            report.counts["outside-domain"] += 1
-            continue
-        truth = truths[p] = exact(program, points[p])
+        # The class of a point is the sweep's where it found it clean, the exact
+        # reference's elsewhere: never a function of the engine's answer.
+        truth = truths[p] = exact(program, points[p], classify=not clean)
         report.counts[truth.status] += 1
-        verdicts = judge_point(truth, outcome, program.variables)
+        report.judged["value", truth.value_status] += 1
+        report.judged.update(("partial", s) for s in truth.gradient_status)
+        verdicts = judge_point(truth, outcome, program.variables, program=program)
         if truth.status == "outside-domain" and verdicts and outcome.node_values is None:
             # Was the finite answer made up at the op that left its domain, or is it
-            # IEEE arithmetic on a nan/inf that op returned? Look at that node.
+            # IEEE arithmetic on a nan/inf that op returned? Look at what each op
+            # of the engine was given.
             outcome = _recorded(host, program, points[p], outcome)
-            verdicts = judge_point(truth, outcome, program.variables)
+            verdicts = judge_point(truth, outcome, program.variables, program=program)
         errors = [v for v in verdicts if v.severity == "error"]
         if errors and report.error is None:
             report.error = PointJudgement(p, truth, outcome, errors)
@@ -138,7 +141,7 @@ def _check_oracles(report: CaseReport, program: Program, points: np.ndarray, ref
         value, gradient = float(result.value[p]), [float(g) for g in result.gradient[p]]
         if close_to_sweep(ref, p, value, gradient) or (ref.outside[p] and not np.isfinite(value)):
             continue
-        truth = truths.get(p) or exact(program, points[p])
+        truth = truths.get(p) or exact(program, points[p], classify=not ref.clean[p])
         truths[p] = truth
         verdicts = [v for v in judge_oracle(truth, value, gradient, program.variables, "torch") if v.severity == "error"]
         if verdicts:

@@ -33,6 +33,8 @@ import math
 from dataclasses import dataclass
 from typing import Any, Sequence
 
+from verifier.expr import Program
+from verifier.ops import OPS
 from verifier.printing import format_number as print_number
 from verifier.reference import PointReference
 from verifier.run_engine import EngineOutcome
@@ -57,6 +59,7 @@ class Verdict:
         message: one labelled sentence.
         variable: index of the partial derivative concerned, if any.
         error, floor: absolute error against the reference and the noise floor.
+        node: for a domain warning, the node whose engine input left the domain.
     """
 
     kind: str
@@ -66,6 +69,7 @@ class Verdict:
     variable: int | None = None
     error: float = math.nan
     floor: float = math.nan
+    node: int | None = None
 
     @property
     def ratio(self) -> float:
@@ -101,8 +105,6 @@ def _compare(kind: str, label: str, got: Any, want: float, low: float, high: flo
     error = max(low - got, got - high, 0.0)
     if error == 0.0 or error <= PASS * floor:
         return None
-    if math.isnan(floor):
-        return None  # the noise model broke down here: nothing can be concluded
     ratio = error / floor if floor > 0 else math.inf
     relative = error / abs(want) if want else math.inf
     shown = f"exact {format_number(want)}" if low == high else f"exact between {format_number(low)} and {format_number(high)} (kink)"
@@ -118,41 +120,85 @@ def _compare(kind: str, label: str, got: Any, want: float, low: float, high: flo
     return Verdict(kind, "error", cause, text, error=error, floor=floor)
 
 
-def judge_point(truth: PointReference, outcome: EngineOutcome, variables: Sequence[str], who: str = "engine") -> list[Verdict]:
-    """Every disagreement between ``outcome`` and the truth at one point."""
+def judge_point(truth: PointReference, outcome: EngineOutcome, variables: Sequence[str], who: str = "engine",
+                program: Program | None = None) -> list[Verdict]:
+    """Every disagreement between ``outcome`` and the truth at one point.
+
+    The value and each partial are judged on their own, wherever the reference says
+    so (``truth.value_status``, ``truth.gradient_status``). ``program`` (with an
+    outcome that recorded its node values) lets a domain warning name the node
+    whose engine input actually left the domain.
+    """
     status = truth.status
     if outcome.status == "invalid":
         return [Verdict("invalid", "error", "engine", f"{who}: {outcome.error}")]
-    if status in ("not-representable", "ill-conditioned"):
+    if status == "ill-conditioned":
         return []
     if status == "outside-domain":
-        value = outcome.value
-        if outcome.status == "exception" or not (isinstance(value, complex) or _is_finite_number(value)):
-            return []  # raising, nan and inf are all fine where the value is undefined
-        seen = outcome.node_values[truth.node] if outcome.node_values and truth.node is not None else value
-        if not (isinstance(seen, complex) or _is_finite_number(seen)):
-            return []  # nan or inf where the domain ends, turned finite later by IEEE rules (1/inf)
-        shown = f"a complex number {seen}" if isinstance(seen, complex) else format_number(seen)
-        at_output = not outcome.node_values or truth.node in (None, len(outcome.node_values) - 1)
-        where = "" if at_output else f" at the {truth.detail.split(' of ')[0]} that leaves its domain"
-        return [Verdict("value", "warning", "domain", f"{who} returned {shown}{where} where the value is undefined ({truth.detail}); raise an error or return nan instead")]
-    verdicts: list[Verdict] = []
+        return _outside_domain(truth, outcome, who, program)
+    judged = [k for k in range(len(variables)) if truth.partial_judged(k)]
     if outcome.status == "exception":
-        if outcome.stage == "forward" or status not in ("gradient-undefined", "gradient-not-representable"):
-            where = "computing the value" if outcome.stage == "forward" else "in backward()"
+        # Raising is fine where some quantity of this stage lies beyond float64
+        # (math.exp(1000) raises OverflowError): not where all of them are judged.
+        forward = outcome.stage == "forward"
+        if truth.value_judged and (forward or len(judged) == len(variables)):
+            where = "computing the value" if forward else "in backward()"
             return [Verdict("exception", "error", "engine", f"{who} raised {outcome.error} {where}, where the value and gradient are defined")]
-    value = _compare("value", f"{who} value", outcome.value, truth.value, truth.value, truth.value, truth.value_floor)
-    if value is not None:
-        verdicts.append(value)
-    if outcome.status == "ok" and truth.gradient_judged:
-        for k, name in enumerate(variables):
+        if forward:
+            return []
+    verdicts: list[Verdict] = []
+    if truth.value_judged:
+        value = _compare("value", f"{who} value", outcome.value, truth.value, truth.value, truth.value, truth.value_floor)
+        if value is not None:
+            verdicts.append(value)
+    if outcome.status == "ok":
+        for k in judged:
             verdict = _compare(
-                "gradient", f"{who} d/d{name}", outcome.gradient[k], truth.gradient[k],
+                "gradient", f"{who} d/d{variables[k]}", outcome.gradient[k], truth.gradient[k],
                 truth.gradient_low[k], truth.gradient_high[k], truth.gradient_floor[k],
             )
             if verdict is not None:
                 verdicts.append(Verdict(verdict.kind, verdict.severity, verdict.cause, verdict.message, k, verdict.error, verdict.floor))
     return verdicts
+
+
+def _outside_domain(truth: PointReference, outcome: EngineOutcome, who: str, program: Program | None) -> list[Verdict]:
+    """Outside the domain raising, nan and inf are all fine; a complex or finite
+    number is a robustness warning, named at the op whose engine input left its
+    domain (not where the exact reference leaves it: the engine's own upstream
+    rounding may have kept it inside)."""
+    value = outcome.value
+    if outcome.status == "exception" or not (isinstance(value, complex) or _is_finite_number(value)):
+        return []
+    node, detail = truth.node, truth.detail
+    if outcome.node_values and program is not None:
+        found = _first_domain_exit(program, outcome.node_values)
+        if found is None:
+            return []  # no op of the engine was given an input outside its domain
+        node, detail = found
+    seen = outcome.node_values[node] if outcome.node_values and node is not None else value
+    if not (isinstance(seen, complex) or _is_finite_number(seen)):
+        return []  # nan or inf where the domain ends, turned finite later by IEEE rules (1/inf)
+    shown = f"a complex number {seen}" if isinstance(seen, complex) else format_number(seen)
+    at_output = not outcome.node_values or node in (None, len(outcome.node_values) - 1)
+    where = "" if at_output else f" at the {detail.split(' of ')[0]} that leaves its domain"
+    return [Verdict("value", "warning", "domain", f"{who} returned {shown}{where} where the value is undefined ({detail}); raise an error or return nan instead", node=node)]
+
+
+def _first_domain_exit(program: Program, node_values: Sequence[Any]) -> tuple[int, str] | None:
+    """The first node whose inputs, as the engine computed them, are outside its
+    op's domain: ``(node, "log of -2 (node 3)")``."""
+    for i, (op, args, param) in enumerate(zip(program.ops, program.args, program.params)):
+        if not args or i >= len(node_values):
+            continue
+        inputs = [node_values[j] for j in args]
+        if not all(_is_finite_number(x) for x in inputs):
+            continue
+        for rule in OPS[op].domain(param):
+            if not rule.gradient_only and not rule.holds(inputs[rule.arg]):
+                shown = ", ".join(format_number(x) for x in inputs)
+                return i, f"{op} of {shown} (node {i})"
+    return None
 
 
 def judge_oracle(truth: PointReference, value: float, gradient: Sequence[float], variables: Sequence[str], who: str) -> list[Verdict]:

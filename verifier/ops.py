@@ -97,6 +97,8 @@ class Op:
             one over- or underflows, the gradient is not representable there.
         adjoint_intermediates: ``(m, args, g) -> values`` the same, for terms that
             involve the node's adjoint ``g`` (micrograd's a * g in a / b).
+        intermediate_args: the arguments whose local derivative those formulas
+            compute (``()``: all): only those partials are lost with them.
         monotone: the op is monotone on its domain, so ``f(a - e)`` and ``f(a + e)``
             bound its value when its input is ``a`` give or take ``e``.
     """
@@ -116,6 +118,7 @@ class Op:
     domain: Callable[[float | None], tuple[Constraint, ...]] = lambda p: ()
     intermediates: Callable[..., tuple[Any, ...]] = lambda m, args, p: ()
     adjoint_intermediates: Callable[..., tuple[Any, ...]] = lambda m, args, g: ()
+    intermediate_args: tuple[int, ...] = ()
     kinks: tuple[float, ...] = ()
     monotone: bool = False
     ulps: float = 2.0
@@ -137,6 +140,10 @@ def _pow_log(m: Any, x: Any, p: float) -> Any:
 
 def _pow_domain(p: float | None) -> tuple[Constraint, ...]:
     assert p is not None
+    if p == 0:
+        # x**0 is 1 everywhere, but its derivative p * x**(p - 1) at 0 is 0 * inf:
+        # engines differ (torch 0, JAX nan, micrograd raises), so none is judged.
+        return (Constraint(0, "nonzero", gradient_only=True),)
     if float(p).is_integer():
         return () if p >= 0 else (Constraint(0, "nonzero"),)
     if p > 1:
@@ -201,9 +208,11 @@ OPS: dict[str, Op] = {
                 lambda m, args, out, p: m.fabs(1.0 / args[1]),
                 lambda m, args, out, p: m.fabs(out / args[1]),
             ),
+            # d/db = -a / b**2 may be computed through b*b, or (micrograd's a * b**-1)
+            # through b**-2, after passing a * g back to b**-1; d/da = 1/b needs none.
             intermediates=lambda m, args, p: (args[1] * args[1], 1 / (args[1] * args[1])),
-            # a * b**-1 passes a * g back to b**-1 before multiplying by -b**-2.
             adjoint_intermediates=lambda m, args, g: (args[0] * g,),
+            intermediate_args=(1,),
             ulps=3.0, precedence=2,
         ),
         Op(

@@ -42,7 +42,7 @@ from verifier.expr import Program
 from verifier.local import local_rule
 from verifier.ops import OPS, U, Op
 
-__all__ = ["Sweep", "PointReference", "sweep", "exact", "NEAR", "DIGITS"]
+__all__ = ["Sweep", "PointReference", "sweep", "exact", "NEAR", "DIGITS", "JUDGED", "UNJUDGED"]
 
 DIGITS = 50  # precision of the exact reference
 NEAR = 16.0  # within this many noise floors of an edge or a kink is "near" it
@@ -74,11 +74,39 @@ FLOATS = _FloatMath()
 
 
 def _times(factor: Any, error: Any) -> Any:
-    """``factor * error``, where an exact input (error 0) stays exact even if the
-    factor is infinite (sqrt at an exact 0)."""
+    """``factor * error`` for a noise term: an exact input (error 0) stays exact even
+    if the factor is infinite (sqrt at an exact 0), and an infinite error (a value
+    float64 cannot hold) stays infinite even if the factor is 0 (``inf * 0`` is nan
+    in float64)."""
     if isinstance(error, np.ndarray):
         return np.where(error == 0, 0.0, factor * error)
-    return 0 if error == 0 else factor * error
+    if error == 0:
+        return _zero_like(error)
+    return _bound(factor, error)
+
+
+def _bound(a: Any, b: Any) -> Any:
+    """The product of two non-negative bounds, infinite if either is (or is nan)."""
+    if isinstance(a, np.ndarray) or isinstance(b, np.ndarray):
+        return a * b
+    if not (a < math.inf and b < math.inf):
+        return math.inf if isinstance(a, float) and isinstance(b, float) else mpmath.inf
+    return a * b
+
+
+def _moved(second: Any, error: Any) -> Any:
+    """How far an input's noise moves a local derivative: nowhere where the
+    derivative does not depend on that input (add's 1 at an input float64 holds as
+    inf is still 1)."""
+    if isinstance(error, np.ndarray):
+        return np.where((error == 0) | (second == 0), 0.0, second * error)
+    if second == 0 or error == 0:
+        return _zero_like(error)
+    return _bound(second, error)
+
+
+def _zero_like(x: Any) -> Any:
+    return mpmath.mpf(0) if isinstance(x, mpmath.mpf) else 0.0
 
 
 def _forward_floor(m: Any, spec: Op, argv: list[Any], out: Any, param: Any, derivatives: Sequence[Any], errors: Sequence[Any]) -> Any:
@@ -115,10 +143,21 @@ def _larger(m: Any, a: Any, b: Any) -> Any:
     return np.maximum(a, b) if m is np else max(a, b)
 
 
-def _reverse(m: Any, program: Program, values: list[Any], locals_: list[tuple[Any, ...]], e: list[Any] | None, overrides: dict[int, tuple[Any, ...]] | None = None) -> tuple[list[Any], list[Any]]:
-    """Adjoints ``g`` and (unless ``e`` is None) their noise floors ``E`` for every node."""
+def _reverse(m: Any, program: Program, values: list[Any], locals_: list[tuple[Any, ...]], e: list[Any] | None,
+             overrides: dict[int, tuple[Any, ...]] | None = None, *, lossy: dict[int, tuple[int, ...]] | None = None,
+             exact: tuple[list[Any], list[Any]] | None = None) -> tuple[list[Any], list[Any]]:
+    """Adjoints ``g`` and (unless ``e`` is None) their noise floors ``E`` for every node.
+
+    Args:
+        lossy: node -> the arguments whose local derivative a valid float64 formula
+            cannot compute (an intermediate over- or underflows): infinite floors.
+        exact: the exact values and adjoints (mpmath), to find the adjoints float64
+            cannot hold and the backward terms of valid formulas that over- or
+            underflow (micrograd's ``a * g`` in ``a / b``).
+    """
     n = len(program)
     zero = np.zeros_like(values[-1], dtype=float) if m is np else (mpmath.mpf(0) if m is mpmath else 0.0)
+    inf = mpmath.inf if m is mpmath else math.inf
     g: list[Any] = [zero] * n
     E: list[Any] = [zero] * n
     S: list[Any] = [zero] * n  # sum of |contributions|: their summation rounds too
@@ -130,11 +169,14 @@ def _reverse(m: Any, program: Program, values: list[Any], locals_: list[tuple[An
         args = program.args[i]
         if not args:
             continue
+        if e is not None and exact is not None and _unbounded(exact[1][i]):
+            E[i] = inf  # float64 holds this adjoint as inf
         spec = OPS[program.ops[i]]
         arity = len(args)
         firsts = (overrides or {}).get(i) or locals_[i][:arity]
         seconds = locals_[i][arity:]
         argv = [values[j] for j in args]
+        formula_args = spec.intermediate_args or tuple(range(arity))
         for k, j in enumerate(args):
             d = firsts[k]
             c = g[i] * d
@@ -145,16 +187,33 @@ def _reverse(m: Any, program: Program, values: list[Any], locals_: list[tuple[An
             # its inputs' noise moving it (through the second derivatives).
             # A subnormal derivative may be flushed to zero: TINY, as for values.
             p = program.params[i]
-            D = spec.ulps * U * spec.grad_scales[k](m, argv, values[i], p) + TINY
-            moved = sum(_times(m.fabs(seconds[k * arity + q]), e[jq]) for q, jq in enumerate(args))
-            if _beyond_second_order(spec, p):  # the derivative p * x**(p - 1)
-                moved = _larger(m, moved, abs(p) * _power_spread(m, argv[0], e[args[0]], p - 1.0))
-            D = D + moved
-            S[j] = S[j] + m.fabs(c)
+            if lossy and k in lossy.get(i, ()) or (m is not np and not d < inf) or (exact is not None and _unbounded(d)):
+                D = inf  # no float64 formula gives this derivative (or float64 holds it as inf)
+            else:
+                D = spec.ulps * U * spec.grad_scales[k](m, argv, values[i], p) + TINY
+                D = D + sum(_moved(m.fabs(seconds[k * arity + q]), e[jq]) for q, jq in enumerate(args))
+                if _beyond_second_order(spec, p):  # the derivative p * x**(p - 1)
+                    D = _larger(m, D, abs(p) * _power_spread(m, argv[0], e[args[0]], p - 1.0))
+            size = m.fabs(c)
+            S[j] = S[j] + size
             # (g + dg)(d + dD) - g d: first-order terms, and the product of the two
             # errors, which is all there is where g and d are both exactly 0.
-            E[j] = E[j] + E[i] * m.fabs(d) + m.fabs(g[i]) * D + E[i] * D + PRODUCT_ULPS * U * m.fabs(c) + TINY
+            E[j] = E[j] + _times(m.fabs(d), E[i]) + _bound(m.fabs(g[i]), D) + _times(D, E[i]) + PRODUCT_ULPS * U * size + TINY
+            if exact is not None and k in formula_args:
+                E[j] = E[j] + _lost_term(spec, [exact[0][q] for q in args], exact[1][i], size)
     return g, E
+
+
+def _lost_term(spec: Op, argv: list[Any], adjoint: Any, size: Any) -> Any:
+    """What a valid formula's backward term that over- or underflows float64 costs
+    one contribution (of magnitude ``size``): an underflowed ``a * g`` loses at most
+    the whole contribution; an overflowed one makes it anything."""
+    terms = spec.adjoint_intermediates(mpmath, argv, adjoint)
+    if any(_unbounded(t) for t in terms):
+        return mpmath.inf if isinstance(size, mpmath.mpf) else math.inf
+    if any(0 < abs(t) < DBL_MIN for t in terms):
+        return size
+    return _zero_like(size)
 
 
 def _gradient_nodes(program: Program) -> list[int]:
@@ -246,29 +305,51 @@ def sweep(program: Program, points: np.ndarray) -> Sweep:
 
 # -- the exact reference at one point ----------------------------------------------------
 
+JUDGED = "judged"
+# Why a single quantity (the value, or one partial) is not judged; every one is
+# counted and shown in the report.
+UNJUDGED = (
+    "outside-domain",  # the value is undefined here (log of a negative)
+    "ill-conditioned",  # within float64 noise of a domain edge, or not linear in its noise
+    "undefined",  # an infinite or undefined derivative on its path (sqrt at 0)
+    "not-representable",  # the exact quantity is beyond float64 (overflow)
+    "noise-beyond-float64",  # its noise floor is: a valid float64 computation may give anything
+)
+# An argument this far beyond float64 (2**4096) would cost mpmath that many bits to
+# reduce (sin of exp(1e300)): its result is left unknown, and noise-beyond-float64.
+ASTRONOMICAL = 2**12
+
+
 @dataclass(frozen=True)
 class PointReference:
     """The truth at one point.
 
+    The point has one class (``status``), and each quantity (the value and every
+    partial derivative) is judged on its own: ``value_status`` and
+    ``gradient_status`` say ``judged``, or why not (see :data:`UNJUDGED`).
+
     Attributes:
-        status: ``defined``; ``outside-domain`` (the value is undefined);
-            ``gradient-undefined`` (value defined, derivative infinite: sqrt at 0);
-            ``kink`` (at or within noise of a kink: any gradient between the one-sided
-            ones is right); ``ill-conditioned`` (within float64 noise of a domain edge:
-            the float result may land on either side; or an op whose input is so noisy
-            that its value is not linear in the noise: sigmoid of 1e39 give or take
-            1e89); ``not-representable`` (a
-            value overflows or underflows float64); ``gradient-not-representable``
-            (the value is fine, but a local derivative or adjoint overflows).
+        status: the point's class: ``defined``; ``kink`` (at or within noise of a
+            kink: any gradient between the one-sided ones is right);
+            ``outside-domain`` (the value is undefined); ``ill-conditioned`` (within
+            float64 noise of a domain edge: the float result may land on either side;
+            or an op whose input is so noisy that its value is not linear in the
+            noise: sigmoid of 1e39 give or take 1e89); and, where some quantity is
+            not judged, ``not-representable`` (the value is not),
+            ``gradient-undefined`` or ``gradient-not-representable`` (some partial
+            is not).
         detail: why, naming the node ("log of -2 (node 3)").
-        value, gradient: floats rounded from the exact values (``nan`` if undefined).
-        value_floor, gradient_floor: the noise floors of a float64 computation.
+        value, gradient: floats rounded from the exact values (``nan`` if undefined,
+            ``inf`` beyond float64).
+        value_floor, gradient_floor: the noise floors of a float64 computation
+            (``inf`` where no float64 computation can be trusted).
         gradient_low, gradient_high: bounds over the one-sided combinations at kinks
             (equal to ``gradient`` elsewhere).
         kink_nodes: the nodes at kinks.
         node_values: exact value of every node, as floats (``nan`` past an undefined one).
         exact_value, exact_gradient: the values at full precision, as text.
         node: the node that makes the point undefined or ill-conditioned.
+        value_status, gradient_status: ``judged`` or the reason it is not.
     """
 
     status: str
@@ -284,16 +365,22 @@ class PointReference:
     exact_value: str
     exact_gradient: tuple[str, ...]
     node: int | None = None
+    value_status: str = JUDGED
+    gradient_status: tuple[str, ...] = ()
 
     @property
     def value_judged(self) -> bool:
         """Whether the engine's value must match here."""
-        return self.status in ("defined", "kink", "gradient-undefined", "gradient-not-representable")
+        return self.value_status == JUDGED
 
     @property
     def gradient_judged(self) -> bool:
-        """Whether the engine's gradient must match here."""
-        return self.status in ("defined", "kink")
+        """Whether every partial derivative must match here."""
+        return bool(self.gradient_status) and all(s == JUDGED for s in self.gradient_status)
+
+    def partial_judged(self, k: int) -> bool:
+        """Whether the engine's ``k``-th partial derivative must match here."""
+        return self.gradient_status[k] == JUDGED
 
 
 def _to_float(x: Any) -> float:
@@ -303,6 +390,13 @@ def _to_float(x: Any) -> float:
         return math.nan
 
 
+def _floor_float(x: Any) -> float:
+    """A noise floor as a float: one beyond float64 (or nan, where the model broke
+    down) is infinite."""
+    f = _to_float(x)
+    return f if f <= DBL_MAX else math.inf
+
+
 def _describe(op: str, args: Sequence[int], values: Sequence[Any], node: int) -> str:
     shown = ", ".join(mpmath.nstr(values[a], 6) for a in args)
     return f"{op} of {shown} (node {node})"
@@ -310,6 +404,10 @@ def _describe(op: str, args: Sequence[int], values: Sequence[Any], node: int) ->
 
 def _unbounded(x: Any) -> bool:
     return not mpmath.isfinite(x) or abs(x) > DBL_MAX
+
+
+def _astronomical(x: Any) -> bool:
+    return not mpmath.isfinite(x) or (x != 0 and mpmath.mag(x) > ASTRONOMICAL)
 
 
 class _Result(Exception):
@@ -323,22 +421,27 @@ class _Lossy(Exception):
     """A value or derivative does not survive conversion to float: floors in mpmath."""
 
 
-def exact(program: Program, point: Sequence[float], *, digits: int = DIGITS) -> PointReference:
+def exact(program: Program, point: Sequence[float], *, digits: int = DIGITS, classify: bool = True) -> PointReference:
     """The exact reference at one point (see :class:`PointReference`).
 
     Values and derivatives are computed in mpmath; the noise floors in plain floats
     (fast) unless some value, derivative or floor under- or overflows as a float, in
     which case they are computed in mpmath too.
+
+    Args:
+        classify: look for kinks, domain edges within noise and ops not linear in
+            their noise. The judge passes False at points the float64 sweep found
+            clean, so that a point's class never depends on the engine's answer.
     """
     with mpmath.workdps(digits):
         try:
-            return _exact(program, point, FLOATS)
+            return _exact(program, point, FLOATS, classify)
         except _Result as result:
             return result.reference
         except (_Lossy, OverflowError, ValueError, ZeroDivisionError):
             pass  # a float under- or overflowed on the way
         try:
-            return _exact(program, point, mpmath)
+            return _exact(program, point, mpmath, classify)
         except _Result as result:
             return result.reference
 
@@ -348,28 +451,28 @@ def _as(m: Any, x: Any) -> Any:
     if m is mpmath:
         return x
     f = float(x)
-    if (f == 0.0 and x != 0) or math.isinf(f) and mpmath.isfinite(x):
+    if (f == 0.0 and x != 0) or math.isinf(f) and mpmath.isfinite(x) or math.isnan(f):
         raise _Lossy
     return f
 
 
-def _exact(program: Program, point: Sequence[float], m: Any) -> PointReference:
+def _exact(program: Program, point: Sequence[float], m: Any, classify: bool) -> PointReference:
     values: list[Any] = []
     locals_: list[tuple[Any, ...]] = []
     e: list[Any] = []  # floors, in the number type of m
     mvalues: list[Any] = []  # values and derivatives in that type too
     mlocals: list[tuple[Any, ...]] = []
-    status, detail, culprit = "defined", "", None
+    lossy: dict[int, tuple[int, ...]] = {}  # node -> arguments whose derivative formula loses its intermediate
+    undefined: dict[int, str] = {}  # node -> why its derivative is infinite or undefined
     kinks: list[int] = []
     nvars = len(program.variables)
+    inf = mpmath.inf if m is mpmath else math.inf
 
-    def stop(kind: str, why: str, node: int, value_known: bool) -> _Result:
-        floor = _to_float(e[-1]) if value_known and len(e) == len(program) else math.nan
-        value = _to_float(values[-1]) if value_known and len(values) == len(program) else math.nan
+    def stop(kind: str, why: str, node: int) -> _Result:
         shown = [_to_float(v) for v in values] + [math.nan] * (len(program) - len(values))
         nan = (math.nan,) * nvars
-        text = mpmath.nstr(values[-1], 25) if value_known else "undefined"
-        return _Result(PointReference(kind, why, value, nan, floor, nan, nan, nan, (), tuple(shown), text, ("undefined",) * nvars, node))
+        return _Result(PointReference(kind, why, math.nan, nan, math.nan, nan, nan, nan, (), tuple(shown), "undefined",
+                                      ("undefined",) * nvars, node, kind, (kind,) * nvars))
 
     for i, (op, args, param) in enumerate(zip(program.ops, program.args, program.params)):
         if op in ("var", "const"):
@@ -382,28 +485,35 @@ def _exact(program: Program, point: Sequence[float], m: Any) -> PointReference:
             continue
         spec = OPS[op]
         argv = [values[j] for j in args]
+        if any(_astronomical(a) for a in argv):
+            # Past an astronomically large (or unknown) value: unknown, and no float64
+            # computation of it means anything (its floor is infinite). Derivatives
+            # that do not depend on it (add's 1) are still known.
+            if m is FLOATS:
+                raise _Lossy
+            known = [mpmath.nan if _astronomical(a) else a for a in argv]
+            values.append(mpmath.nan)
+            locals_.append(local_rule(op, param).mpmath(*known))
+            mvalues.append(mpmath.nan)
+            mlocals.append(locals_[-1])
+            e.append(mpmath.inf)
+            continue
         for rule in spec.domain(param):
             a, noise = argv[rule.arg], e[args[rule.arg]]
-            margin = rule.margin(a)
-            if noise > 0 and abs(margin) <= NEAR * noise:
-                raise stop("ill-conditioned", "within float64 noise of the domain edge: " + _describe(op, args, values, i), i, False)
+            if classify and 0 < noise < inf and abs(rule.margin(a)) <= NEAR * noise:
+                raise stop("ill-conditioned", "within float64 noise of the domain edge: " + _describe(op, args, values, i), i)
             if not rule.holds(a):
                 if not rule.gradient_only:
-                    raise stop("outside-domain", _describe(op, args, values, i), i, False)
-                if status == "defined":
-                    status, detail, culprit = "gradient-undefined", "infinite derivative: " + _describe(op, args, values, i), i
+                    raise stop("outside-domain", _describe(op, args, values, i), i)
+                undefined.setdefault(i, "infinite derivative: " + _describe(op, args, values, i))
         at_kink = False
         for kink in spec.kinks:
-            if abs(argv[0] - kink) <= NEAR * e[args[0]]:
+            noise = e[args[0]]
+            if (argv[0] == kink or classify and noise < inf) and abs(argv[0] - kink) <= NEAR * noise:
                 kinks.append(i)
                 at_kink = True
         value = spec.mpmath(*argv, param)
         values.append(value)
-        # Stop at the first value float64 cannot hold: besides being the answer, this
-        # keeps mpmath from reducing sin(exp(1e300)) by pi to 1e300 digits.
-        if abs(value) > DBL_MAX or 0 < abs(value) < UNDERFLOW:
-            kind = "overflows" if abs(value) > DBL_MAX else "underflows to zero in"
-            raise stop("not-representable", f"node {i} ({op}) {kind} float64", i, False)
         derivatives = local_rule(op, param).mpmath(*argv)
         locals_.append(derivatives)
         mvalues.append(_as(m, value))
@@ -417,68 +527,102 @@ def _exact(program: Program, point: Sequence[float], m: Any) -> PointReference:
             _, left, right = local_rule(op, param).one_sided[0]
             steeper = tuple(max(abs(a), abs(b)) for a, b in zip(left, right))
             slopes = steeper + tuple(slopes[len(args):])
-        e.append(_forward_floor(m, spec, margv, mvalues[-1], param, slopes, [e[j] for j in args]))
+        if abs(value) > DBL_MAX:
+            e.append(inf)  # float64 holds inf (or raised) here: downstream, anything goes
+        else:
+            e.append(_forward_floor(m, spec, margv, mvalues[-1], param, slopes, [e[j] for j in args]))
         if m is FLOATS and not math.isfinite(e[-1]):
             raise _Lossy  # the float floor overflowed (inf, or nan from inf * 0)
-        if spec.monotone and e[args[0]] > NONLINEAR_NOISE and _monotone_spread(spec.mpmath, argv[0], e[args[0]], value, param) > LINEAR * e[-1]:
+        noise = e[args[0]]
+        if classify and spec.monotone and NONLINEAR_NOISE < noise < inf and _monotone_spread(spec.mpmath, argv[0], noise, value, param) > LINEAR * e[-1]:
             # sigmoid(u) where float64 knows u only to 1e39: a correct computation
             # may give anything from 0 to 1, far beyond the linearised floor.
-            raise stop("ill-conditioned", f"{op} of {_to_float(argv[0]):.6g} give or take {_to_float(e[args[0]]):.3g} in float64: "
-                       "its value is not a linear function of that noise", i, False)
-        if status == "defined":
-            try:
-                steps = spec.intermediates(mpmath, argv, param)
-            except ZeroDivisionError:
-                steps = (mpmath.inf,)
-            # A valid formula's intermediate (micrograd's b**-2 in a / b) that over-
-            # or underflows float64 makes the gradient unrepresentable for it.
-            lost = any(_unbounded(x) or 0 < abs(x) < DBL_MIN for x in steps)
-            if lost or any(_unbounded(d) for d in derivatives[: len(args)]):
-                status, detail, culprit = "gradient-not-representable", f"a derivative term of node {i} ({op}) over- or underflows float64", i
-    if status != "defined":
-        raise stop(status, detail, culprit, True)
-    if len(kinks) > MAX_KINKS:
-        raise stop("ill-conditioned", f"{len(kinks)} kinks at this point", kinks[0], True)
+            raise stop("ill-conditioned", f"{op} of {_to_float(argv[0]):.6g} give or take {_to_float(noise):.3g} in float64: "
+                       "its value is not a linear function of that noise", i)
+        try:
+            steps = spec.intermediates(mpmath, argv, param)
+        except ZeroDivisionError:
+            steps = (mpmath.inf,)
+        # A valid formula's intermediate (micrograd's b**-2 in a / b) that over- or
+        # underflows float64 leaves that formula's derivative anything at all.
+        if any(_unbounded(x) or 0 < abs(x) < DBL_MIN for x in steps):
+            if m is FLOATS:
+                raise _Lossy
+            lossy[i] = spec.intermediate_args or tuple(range(len(args)))
+    if classify and len(kinks) > MAX_KINKS:
+        raise stop("ill-conditioned", f"{len(kinks)} kinks at this point", kinks[0])
     slots = _gradient_nodes(program)
     gradients, floors = [], []
+    undefined_paths = _reaching(program, undefined)
     for sides in itertools.product((0, 1), repeat=len(kinks)):
         overrides = {node: _one_sided(program, node, side) for node, side in zip(kinks, sides)}
         g, _ = _reverse(mpmath, program, values, locals_, None, overrides)
-        if any(_unbounded(x) for x in g):
-            raise stop("gradient-not-representable", "an adjoint of the chain rule overflows float64", None, True)
-        lost = _lost_adjoint_term(program, values, g)
-        if lost is not None:
-            raise stop("gradient-not-representable", f"a term of the chain rule at node {lost} ({program.ops[lost]}) underflows float64", lost, True)
-        _, E = _reverse(m, program, mvalues, mlocals, e, overrides)
+        _, E = _reverse(m, program, mvalues, mlocals, e, overrides, lossy=lossy, exact=(values, g))
         if m is FLOATS and not all(math.isfinite(E[s]) for s in slots):
             raise _Lossy  # likewise
         gradients.append([g[s] for s in slots])
         floors.append([E[s] for s in slots])
-    if kinks:
-        status = "kink"
-        detail = "; ".join(_describe(program.ops[k], program.args[k], values, k) for k in kinks) + " at its kink"
     first = gradients[0]
+    value_floor = _floor_float(e[-1])
+    gradient_floor = tuple(_floor_float(max((f[k] for f in floors), key=_nan_first)) for k in range(nvars))
+    value_status = _status(values[-1], value_floor, False)
+    gradient_status = tuple(_status(first[k], gradient_floor[k], slots[k] in undefined_paths) for k in range(nvars))
+    status, detail, culprit = _summary(program, values, kinks, undefined, value_status, gradient_status)
     return PointReference(
         status=status, detail=detail, value=_to_float(values[-1]),
-        gradient=tuple(_to_float(x) for x in first), value_floor=_to_float(e[-1]),
-        gradient_floor=tuple(_to_float(max(f[k] for f in floors)) for k in range(nvars)),
+        gradient=tuple(_to_float(x) for x in first), value_floor=value_floor,
+        gradient_floor=gradient_floor,
         gradient_low=tuple(_to_float(min(gs[k] for gs in gradients)) for k in range(nvars)),
         gradient_high=tuple(_to_float(max(gs[k] for gs in gradients)) for k in range(nvars)),
         kink_nodes=tuple(kinks), node_values=tuple(_to_float(v) for v in values),
         exact_value=mpmath.nstr(values[-1], 25), exact_gradient=tuple(mpmath.nstr(x, 25) for x in first),
+        node=culprit, value_status=value_status, gradient_status=gradient_status,
     )
 
 
-def _lost_adjoint_term(program: Program, values: list[Any], g: list[Any]) -> int | None:
-    """The first node where a valid formula's backward term (micrograd's a * g for
-    the b**-1 of a / b) under- or overflows float64, if any."""
-    for i, (op, args) in enumerate(zip(program.ops, program.args)):
-        if not args:
-            continue
-        terms = OPS[op].adjoint_intermediates(mpmath, [values[j] for j in args], g[i])
-        if any(_unbounded(t) or 0 < abs(t) < DBL_MIN for t in terms):
-            return i
-    return None
+def _nan_first(x: Any) -> Any:
+    """Orders floors so that a nan floor (the model broke down) wins max()."""
+    return mpmath.inf if x != x else x
+
+
+def _status(exact_value: Any, floor: float, undefined: bool) -> str:
+    if undefined:
+        return "undefined"
+    if not mpmath.isfinite(exact_value):
+        return "not-representable" if mpmath.isinf(exact_value) else "noise-beyond-float64"
+    if abs(exact_value) > DBL_MAX:
+        return "not-representable"
+    if not floor < math.inf:
+        return "noise-beyond-float64"
+    return JUDGED
+
+
+def _reaching(program: Program, nodes: dict[int, str]) -> set[int]:
+    """Every node upstream of an argument of ``nodes`` (whose derivative is
+    undefined): the partials of those nodes' variables are undefined too."""
+    marked: set[int] = set()
+    for i in range(len(program) - 1, -1, -1):
+        if i in nodes or i in marked:
+            marked.update(program.args[i])
+    return marked
+
+
+def _summary(program: Program, values: list[Any], kinks: list[int], undefined: dict[int, str],
+             value_status: str, gradient_status: tuple[str, ...]) -> tuple[str, str, int | None]:
+    """The point's class and its detail, from what is judged there."""
+    if value_status != JUDGED:
+        node = next((i for i, v in enumerate(values) if not mpmath.isfinite(v) or abs(v) > DBL_MAX), len(values) - 1)
+        why = "overflows float64" if abs(values[node]) > DBL_MAX else "is beyond what float64 can compute"
+        return "not-representable", f"node {node} ({program.ops[node]}) {why}: the value is not judged", node
+    if "undefined" in gradient_status:
+        node = min(undefined)
+        return "gradient-undefined", undefined[node], node
+    if any(s != JUDGED for s in gradient_status):
+        unjudged = ", ".join(f"d/d{program.variables[k]}" for k, s in enumerate(gradient_status) if s != JUDGED)
+        return "gradient-not-representable", f"{unjudged}: beyond float64, or a float64 formula's terms over- or underflow", None
+    if kinks:
+        return "kink", "; ".join(_describe(program.ops[k], program.args[k], values, k) for k in kinks) + " at its kink", None
+    return "defined", "", None
 
 
 def _one_sided(program: Program, node: int, side: int) -> tuple[float, ...]:
