@@ -14,12 +14,15 @@ What this file proves:
   column: unknown functions, ``__import__("os")``, attribute access other than op
   methods, subscripts, lambdas, comprehensions, strings, non-number exponents,
   huge constants and exponents, empty input, reused names, too many nodes;
+* its length and nesting limits apply to the text before Python's parser builds an
+  AST: 1M characters or 10,000 nested brackets fail fast, in little memory;
 * method syntax ``(x*y).tanh()`` parses like ``tanh(x*y)``.
 """
 
 from __future__ import annotations
 
 import time
+import tracemalloc
 
 import pytest
 from hypothesis import given, settings
@@ -249,13 +252,16 @@ def test_not_a_string() -> None:
 def test_limits() -> None:
     error = _error("x*y + z*x + tanh(x)", ParseLimits(max_nodes=5))
     assert "too large (more than 5 nodes)" in str(error)
-    assert "too long" in str(_error("x" * 6, ParseLimits(max_length=5)))
+    assert "is 6 characters long; at most 5 allowed" in str(_error("x" * 6, ParseLimits(max_length=5)))
+    assert "nested 3 levels deep" in str(_error("tanh(((x)))", ParseLimits(max_depth=2)))
+    assert "nested 3 levels deep" in str(_error("x - - -y", ParseLimits(max_depth=2)))
     assert "too many variables (at most 2)" in str(_error("x + y + z", ParseLimits(max_variables=2)))
     assert "|c| <= 100" in str(_error("x * 1000", ParseLimits(max_constant=100)))
     assert "|p| <= 3" in str(_error("x ** 4", ParseLimits(max_exponent=3)))
     # At the limits themselves the text is accepted.
     assert parse("x * 1e15 + x**64 + x**-64") is not None
     assert parse("x*y + z*x", limits=ParseLimits(max_nodes=7)) is x * y + z * x
+    assert parse("((x))", limits=ParseLimits(max_depth=2, max_length=5)) is x
 
 
 @pytest.mark.parametrize("text", ["9**9**9**9", "x**9**9**9", "x ** (9**9**9**9)", "(9**9**9**9) * x", "x**(1/0)"])
@@ -274,8 +280,31 @@ def test_exponent_forms() -> None:
 
 
 def test_deep_nesting_is_a_parse_error_not_a_crash() -> None:
-    assert "nested too deeply" in str(_error("-" * 100_000 + "x"))
-    assert "invalid syntax" in str(_error("(" * 300 + "x" + ")" * 300))
+    assert "nested 100000 levels deep (brackets or signs); at most 100 allowed" in str(_error("-" * 100_000 + "x"))
+    assert "nested 300 levels deep" in str(_error("(" * 300 + "x" + ")" * 300))
+    assert "nested too deeply" in str(_error("+".join(["x"] * 20_000)))  # deep without brackets: Python's limit
+    assert parse("(" * 100 + "x" + ")" * 100) is x
+
+
+@pytest.mark.parametrize(("text", "needle"), [
+    ("x + " * 250_000, "expression is 1000000 characters long; at most 250000 allowed"),
+    ("(" * 10_000 + "x" + ")" * 10_000, "expression is nested 10000 levels deep"),
+    ("tanh(" * 10_000 + "x" + ")" * 10_000, "expression is nested 10000 levels deep"),
+])
+def test_limits_apply_to_the_text_before_python_parses_it(text: str, needle: str) -> None:
+    """Python's AST costs ~250 bytes a character (1M characters took ~445 MB): the
+    length and the depth are refused on the text, quickly and in little memory."""
+    tracemalloc.start()
+    try:
+        start = time.perf_counter()
+        error = _error(text)
+        elapsed = time.perf_counter() - start
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert needle in str(error)
+    assert elapsed < 0.5, elapsed
+    assert peak < 20e6, f"{peak / 1e6:.1f} MB"
 
 
 def test_non_ascii_names_are_parse_errors() -> None:

@@ -8,9 +8,13 @@ What this file proves:
 * generated points include zeros, simple values, large magnitudes (|x| > 100),
   tiny values (< 1e-100) and exact copies of the previous coordinate; ``cases``
   keeps the points' columns in the expression's own variable order;
+* every magnitude of float64 is visited within the CI profile's 300 derandomized
+  cases: huge (> 1e10 and > 1e300), tiny (< 1e-100), subnormal, and the format's
+  edges (the largest float, the smallest normal, 5e-324), while they stay a small
+  share of the leaves;
 * shrinking gives small results: the smallest expression printing "tanh" is
-  ``tanh(x0)``, and the smallest case with a coordinate above 5 has a one-op
-  expression and a simple number;
+  ``tanh(x0)``, and the smallest case with a coordinate above 5 (or above 1e10,
+  or subnormal) has a one-op expression and a simple number;
 * bad arguments raise ValueError with ``name=value`` in the message.
 """
 
@@ -25,10 +29,12 @@ from hypothesis import strategies as st
 
 from verifier.expr import compile_program
 from verifier.ops import OPS
+from verifier.profiles import PROFILES
 from verifier.strategies import (
     CONSTANTS,
     EDGES,
     EXPONENTS,
+    FORMAT_EDGES,
     SCALAR_BYTES,
     SIMPLE,
     cases,
@@ -44,9 +50,13 @@ FIND = settings(database=None, derandomize=True, max_examples=2_000, deadline=No
 
 def _collect(strategy, n: int) -> list:
     """``n`` examples drawn through ``@given`` (the way users draw them)."""
+    return _collect_with(settings(max_examples=n, deadline=None, database=None), strategy)
+
+
+def _collect_with(chosen: settings, strategy) -> list:
     seen: list = []
 
-    @settings(max_examples=n, deadline=None, database=None)
+    @chosen
     @given(strategy)
     def draw(value) -> None:
         seen.append(value)
@@ -122,13 +132,39 @@ def test_points_shape_and_coverage() -> None:
     copies = [(row[k - 1], row[k]) for row in grid for k in range(1, 3)
               if row[k] == row[k - 1] and row[k] not in SIMPLE]
     assert copies, "no exact copies of the previous coordinate"
-    assert np.all(np.abs(values) < 1024)
+    # Magnitudes beyond 1024 are a small share: the bulk stays ordinary.
+    assert 0 < np.mean(np.abs(values) > 1024) < 0.08
+    assert np.mean(np.abs(values) < 4) > 0.6
+
+
+DBL_MIN = 2.2250738585072014e-308
+
+
+def test_every_magnitude_of_float64_is_visited_within_the_ci_examples() -> None:
+    """A bug that lives only at huge, tiny or subnormal arguments shows within the
+    300 examples of a campaign (8 points a case), with the CI profile's seed."""
+    ci = settings(**{**PROFILES["ci"], "max_examples": 300})
+    drawn = _collect_with(ci, cases(variables=3, count=8))
+    assert len(drawn) == 300
+
+    def share(condition) -> float:
+        return sum(bool(condition(np.abs(c.points)).any()) for c in drawn) / len(drawn)
+
+    assert share(lambda a: a > 1e10) > 0.15
+    assert share(lambda a: a > 1e300) > 0
+    assert share(lambda a: (a > 0) & (a < 1e-100)) > 0.3
+    assert share(lambda a: (a > 0) & (a < DBL_MIN)) > 0.05
+    values = {abs(float(v)) for c in drawn for v in c.points.ravel()}
+    assert {1.7976931348623157e308, DBL_MIN, 5e-324} <= values
+    leaves = np.concatenate([c.points.ravel() for c in drawn])
+    assert np.all(np.isfinite(leaves))
+    assert np.mean((np.abs(leaves) > 1e10) | ((leaves != 0) & (np.abs(leaves) < DBL_MIN))) < 0.08
 
 
 @settings(max_examples=100, deadline=None)
 @given(scalars())
-def test_scalars_are_finite_and_bounded(x: float) -> None:
-    assert math.isfinite(x) and abs(x) < 1024
+def test_scalars_are_finite(x: float) -> None:
+    assert math.isfinite(x)
 
 
 def test_decode_scalar_classes() -> None:
@@ -144,7 +180,14 @@ def test_decode_scalar_classes() -> None:
             assert abs(decode_scalar(bytes([kind]) + value)) < 4
         assert decode_scalar(bytes([160]) + value, previous=2.75) == 2.75  # a copy
         assert abs(decode_scalar(bytes([160]) + value)) < 1024  # nothing to copy: large
-        assert abs(decode_scalar(bytes([200]) + value)) < 1024
+        for kind in (192, 200, 207):
+            assert abs(decode_scalar(bytes([kind]) + value)) < 1024
+        for kind in range(208, 216):  # huge
+            assert 1e10 <= abs(decode_scalar(bytes([kind]) + value)) <= 7e300
+        for kind in range(216, 220):  # subnormal
+            assert 0 < abs(decode_scalar(bytes([kind]) + value)) < DBL_MIN
+        for kind in range(220, 224):  # the edges of float64 and float32
+            assert abs(decode_scalar(bytes([kind]) + value)) in FORMAT_EDGES
     tiny = [abs(decode_scalar(bytes([kind]) + value)) for value in rest for kind in (224, 253)]
     assert all(0 < t < 1e-3 for t in tiny)
     assert sum(t < 1e-100 for t in tiny) > 100
@@ -185,6 +228,19 @@ def test_shrunk_case_has_at_most_one_op() -> None:
     assert case.points.shape[1] == 1
     nonzero = case.points[case.points != 0]
     assert len(nonzero) == 1 and nonzero[0] > 5
+
+
+@pytest.mark.parametrize(("condition", "simplest"), [
+    (lambda a: a > 1e10, 1.5e10),
+    (lambda a: a > 1e300, 1.7976931348623157e308),
+    (lambda a: (a > 0) & (a < DBL_MIN), 2.0**-1023),
+    (lambda a: (a > 0) & (a < 1e-100), 1e-101),
+])
+def test_shrunk_extreme_case_is_one_op_and_a_simple_number(condition, simplest: float) -> None:
+    case = find(cases(), lambda c: condition(np.abs(c.points)).any(), settings=FIND)
+    assert len(list(compile_program(case.expr).op_nodes())) <= 1
+    nonzero = case.points[case.points != 0]
+    assert list(np.abs(nonzero)) == [simplest]
 
 
 @pytest.mark.xfail(strict=True, reason="scalars do not shrink to simple values when the condition needs a "

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import ast
 import math
+import re
 from dataclasses import dataclass
 
 from verifier.expr import Expr, apply, const, var
@@ -32,9 +33,19 @@ _ALLOWED = "numbers, variables, + - * /, unary -, ** number, and " + ", ".join(f
 
 @dataclass(frozen=True)
 class ParseLimits:
-    """Bounds on what :func:`parse` accepts."""
+    """Bounds on what :func:`parse` accepts.
 
-    max_length: int = 5_000_000
+    ``max_length`` and ``max_depth`` are checked on the text itself, before
+    :func:`ast.parse` builds anything: Python's AST costs about 250 bytes per
+    character of input (1M characters took ~445 MB), so the length bound is what
+    bounds the parser's memory. 250,000 characters hold a chain of 20,000 ops as
+    the printer writes it (about 170,000 characters with ``t1 = ...`` bindings).
+    ``max_depth`` bounds brackets nested in brackets and runs of signs (``---x``);
+    a long chain of operators is refused by Python's own recursion limit.
+    """
+
+    max_length: int = 250_000
+    max_depth: int = 100
     max_nodes: int = 2_000_000
     max_constant: float = 1e15
     max_exponent: float = 64.0
@@ -219,21 +230,48 @@ class _Walker:
         return self.expression(last.value)
 
 
+_BRACKETS = re.compile(r"[][(){}]")
+_SIGNS = re.compile(r"[-+~](?:\s*[-+~])*")  # a run of signs nests one unary op per sign
+
+
+def _depth(text: str) -> int:
+    """How deep brackets nest, or the longest run of signs if that is more, read off
+    the text without building anything (an unbalanced text is left to
+    :func:`ast.parse` to explain)."""
+    depth = deepest = 0
+    for match in _BRACKETS.finditer(text):
+        depth += 1 if match.group() in "([{" else -1
+        deepest = max(deepest, depth)
+    signs = max((sum(map(m.group().count, "-+~")) for m in _SIGNS.finditer(text)), default=0)
+    return max(deepest, signs)
+
+
+def _check_text(text: str, limits: ParseLimits) -> None:
+    """The limits that need no AST: refused before :func:`ast.parse` allocates it."""
+    if len(text) > limits.max_length:
+        raise ParseError(f"expression is {len(text)} characters long; at most {limits.max_length} allowed "
+                         "(ParseLimits.max_length; name intermediate results to shorten it)")
+    depth = _depth(text)
+    if depth > limits.max_depth:
+        raise ParseError(f"expression is nested {depth} levels deep (brackets or signs); at most {limits.max_depth} allowed "
+                         "(ParseLimits.max_depth; name intermediate results: t1 = ...; t2 = ...)")
+
+
 def parse(text: str, *, limits: ParseLimits = ParseLimits()) -> Expr:
     """Parse ``text`` into an :class:`~verifier.expr.Expr` without evaluating it.
 
     Args:
         text: e.g. ``"tanh(x0*x1) - 3/x1 + x0**2.5"``; statements may be separated
             by newlines or ``;``.
-        limits: size, constant and exponent bounds.
+        limits: length, depth, size, constant and exponent bounds; the length and
+            depth are checked on the text before Python's parser runs.
 
     Raises:
         ParseError: a ValueError with a one-line message naming the bad text.
     """
     if not isinstance(text, str):
         raise ParseError(f"expected the expression as a string, got {type(text).__name__}")
-    if len(text) > limits.max_length:
-        raise ParseError(f"expression text is too long ({len(text)} characters, at most {limits.max_length})")
+    _check_text(text, limits)
     walker = _Walker(text.strip(), limits, text)
     try:
         tree = ast.parse(text.strip(), mode="exec")

@@ -15,8 +15,11 @@ a result twice makes a shared node, so the graphs are DAGs with sharing.
 
 Points mix simple values, ordinary ones (|x| < 4), large magnitudes (|x| up to
 1024, where naive tanh, sigmoid and exp formulas overflow), tiny ones (down to
-1e-300), and exact copies of the previous coordinate (x0 - x1 == 0: kinks of relu
-and edges of log, sqrt and division).
+1e-300), exact copies of the previous coordinate (x0 - x1 == 0: kinks of relu
+and edges of log, sqrt and division) and, one leaf in sixteen, every other
+magnitude of float64: huge (1e10 to 1e300), subnormal, and the format's edges
+(the largest float, the smallest normal, 5e-324). A bug that lives only there
+shows within a few hundred cases of 8 points.
 
 Example:
     >>> from hypothesis import given
@@ -38,18 +41,28 @@ from hypothesis import strategies as st
 from verifier.expr import Expr, apply, const, var
 from verifier.ops import DEFAULT_OPS, OPS
 
-__all__ = ["expressions", "scalars", "points", "cases", "Case", "EXPONENTS", "SIMPLE", "variable_names", "decode_scalar"]
+__all__ = ["expressions", "scalars", "points", "cases", "Case", "EXPONENTS", "SIMPLE", "FORMAT_EDGES", "variable_names", "decode_scalar"]
 
 # Integers, fractions, negatives: each exercises a different branch of pow.
 EXPONENTS: tuple[float, ...] = (2.0, 3.0, 0.5, -1.0, 2.5, -2.0, 1.5, -0.5, 1.0 / 3.0, 0.0, 1.0, 4.0)
 SIMPLE: tuple[float, ...] = (0.0, 1.0, -1.0, 2.0, -2.0, 0.5, -0.5, 3.0, 10.0, -3.0)
 CONSTANTS: tuple[float, ...] = (1.0, 2.0, 0.5, 3.0, -1.0, 10.0, -2.0, 0.1, 1e-3, 100.0)
 TINY_MANTISSAS: tuple[float, ...] = (1.0, -1.0, 1.5, -3.0, 2.5, -7.0)
+HUGE_MANTISSAS: tuple[float, ...] = (1.0, 1.5, 3.0, 2.5, 7.0, 1.25)
 # Where naive formulas overflow: exp in float32 (88.7), exp(2x) in tanh (354.9), exp
 # in float64 (709.8), and where sigmoid's true value is subnormal (-709.8 to -744).
 EDGES: tuple[float, ...] = (88.75, 89.5, 354.9, 355.5, 709.8, 710.5, 720.0, 740.0)
+# The edges of the number formats: the largest float64 and where x*x overflows, the
+# smallest normal, the largest and smallest subnormal and where x*x underflows; then
+# float32's largest and smallest normal (an engine in float32 is judged by its format).
+FORMAT_EDGES: tuple[float, ...] = (
+    1.7976931348623157e308, 1.3407807929942596e154, 2.2250738585072014e-308, 5e-324,
+    2.225073858507201e-308, 1.4916681462400413e-154, 3.4028234663852886e38, 1.1754943508222875e-38,
+)
 SCALAR_BYTES = 4  # one class byte and three bytes of value per coordinate
-_TINY_POWERS = np.array([10.0 ** -(4 + k) for k in range(297)])
+_TINY_POWERS = np.array([10.0 ** -(4 + k) for k in range(297)])  # 1e-4 .. 1e-300
+_HUGE_POWERS = np.array([10.0 ** (10 + k) for k in range(291)])  # 1e10 .. 1e300
+_SUBNORMAL_POWERS = np.array([2.0 ** -(1023 + k) for k in range(51)])  # 1.1e-308 .. 8.9e-324
 STEP_BYTES = 5  # bytes of one expression slot: op, two arguments, constant, exponent
 
 
@@ -78,30 +91,45 @@ def _ops(ops: Sequence[str] | None) -> tuple[str, ...]:
     return chosen
 
 
+def _values(kind: np.ndarray, m: np.ndarray) -> np.ndarray:
+    """Coordinates from class bytes ``kind`` and 24-bit value numbers ``m`` (arrays
+    of one shape), every class but the copy of the previous coordinate (band 5
+    decodes as a large number here; the callers copy)."""
+    sign = np.where(kind & 1, -1.0, 1.0)
+    band = kind >> 5  # 8 bands of 32 values
+    # Magnitudes grow with the two high value bytes and the low byte picks a simple
+    # mantissa: shrinking the bytes shrinks towards 1e10, 1e-4 or 2**-1023.
+    scale, low = m >> 8, m & 0xFF
+    huge = np.asarray(HUGE_MANTISSAS)[low % len(HUGE_MANTISSAS)] * _HUGE_POWERS[scale * len(_HUGE_POWERS) >> 16]
+    subnormal = (1.0 + low * 2.0**-8) * _SUBNORMAL_POWERS[scale * len(_SUBNORMAL_POWERS) >> 16]
+    # Band 6: large (its lower half) or extreme (its upper half, 1/16 of all leaves).
+    extreme = sign * np.select([kind & 8 == 0, kind & 4 == 0], [huge, subnormal], np.asarray(FORMAT_EDGES)[m % len(FORMAT_EDGES)])
+    tiny = np.asarray(TINY_MANTISSAS)[low % len(TINY_MANTISSAS)] * _TINY_POWERS[scale * len(_TINY_POWERS) >> 16]
+    last = np.where(kind & 2, sign * np.asarray(EDGES)[m % len(EDGES)], tiny)
+    return np.select(
+        [band <= 1, band <= 4, (band <= 5) | ((band == 6) & (kind & 16 == 0)), band == 6],
+        [np.asarray(SIMPLE)[kind % len(SIMPLE)], sign * m * 2.0**-22, sign * m * 2.0**-14, extreme],
+        last,
+    )
+
+
 def decode_scalar(chunk: bytes, previous: float | None = None) -> float:
     """One coordinate from :data:`SCALAR_BYTES` bytes.
 
     The class byte picks, from simplest up: a simple value (1/4 of the time), an
     ordinary one (|x| < 4, 3/8), a copy of the previous coordinate (1/8), a large
-    one (|x| < 1024, 1/8 or 1/4 when there is nothing to copy), and then a tiny one
-    (down to 1e-300, 1/16) or one near where naive formulas overflow (:data:`EDGES`,
-    1/16); smaller value bytes give numbers with fewer significant bits.
+    one (|x| < 1024, 1/16, or 3/16 when there is nothing to copy), an extreme one
+    (1/16: huge, 1e10 to 1e300, 1/32; subnormal, 1/64; an edge of float64 or
+    float32 such as the largest float or 5e-324, :data:`FORMAT_EDGES`, 1/64), and
+    then a tiny one (1e-4 down to 1e-300, 1/16) or one near where naive formulas
+    overflow (:data:`EDGES`, 1/16). Smaller value bytes give simpler numbers (fewer
+    significant bits, 1e10 and 1e-4 first).
     """
     kind = chunk[0] if chunk else 0
     m = int.from_bytes(chunk[1:SCALAR_BYTES].ljust(SCALAR_BYTES - 1, b"\0"), "big")
-    sign = -1.0 if kind & 1 else 1.0
-    band = kind >> 5  # 8 bands of 32 values
-    if band <= 1:
-        return SIMPLE[kind % len(SIMPLE)]
-    if band <= 4:
-        return sign * m * 2.0**-22  # [0, 4)
-    if band == 5 and previous is not None:
+    if kind >> 5 == 5 and previous is not None:
         return previous
-    if band <= 6:
-        return sign * m * 2.0**-14  # [0, 1024)
-    if kind & 2:
-        return sign * EDGES[m % len(EDGES)]
-    return TINY_MANTISSAS[m % len(TINY_MANTISSAS)] * _TINY_POWERS[(m >> 8) % 297]  # down to 1e-300
+    return float(_values(np.array([kind]), np.array([m]))[0])
 
 
 @st.composite
@@ -113,7 +141,7 @@ def scalars(draw: st.DrawFn) -> float:
         >>> from hypothesis import given
         >>> @given(scalars())
         ... def test_finite(x):
-        ...     assert x == x and abs(x) < 1024
+        ...     assert abs(x) <= 1.7976931348623157e308
         >>> test_finite()
     """
     return decode_scalar(draw(st.binary(min_size=SCALAR_BYTES, max_size=SCALAR_BYTES)))
@@ -198,19 +226,10 @@ def _decode_points(data: bytes, count: int, width: int) -> np.ndarray:
     raw = np.frombuffer(data.ljust(count * width * SCALAR_BYTES, b"\0"), dtype=np.uint8)
     raw = raw[: count * width * SCALAR_BYTES].reshape(count, width, SCALAR_BYTES).astype(np.int64)
     kind = raw[..., 0]
-    m = (raw[..., 1] << 16) | (raw[..., 2] << 8) | raw[..., 3]
-    sign = np.where(kind & 1, -1.0, 1.0)
-    band = kind >> 5
-    tiny = np.where(kind & 2, sign * np.asarray(EDGES)[m % len(EDGES)],
-                    np.asarray(TINY_MANTISSAS)[m % len(TINY_MANTISSAS)] * _TINY_POWERS[(m >> 8) % 297])
-    out = np.select(
-        [band <= 1, band <= 4, band <= 6],
-        [np.asarray(SIMPLE)[kind % len(SIMPLE)], sign * m * 2.0**-22, sign * m * 2.0**-14],
-        tiny,
-    )
+    out = _values(kind, (raw[..., 1] << 16) | (raw[..., 2] << 8) | raw[..., 3])
     # Band 5 copies the previous coordinate of the point (large when there is none).
     for column in range(1, width):
-        copy = band[:, column] == 5
+        copy = kind[:, column] >> 5 == 5
         out[copy, column] = out[copy, column - 1]
     return out
 
