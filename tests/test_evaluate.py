@@ -12,7 +12,6 @@ What this file proves:
 
 from __future__ import annotations
 
-import numpy as np
 from hypothesis import given, settings
 
 from engine import Value

@@ -24,7 +24,7 @@ from verifier.judge import PASS, Verdict, format_number, format_point, judge_ora
 from verifier.loader import load_engine
 from verifier.parsing import parse
 from verifier.printing import to_string
-from verifier.reference import PointReference, exact
+from verifier.reference import PointReference, truth_at
 
 __all__ = ["Comparison", "compare", "as_expression"]
 
@@ -201,7 +201,7 @@ def compare(expr: str | Expr | Callable[..., Any], point: Mapping[str, float], *
     e = as_expression(expr)
     values = _point(e, point)
     program = compile_program(e)
-    truth = exact(program, values)
+    truth = truth_at(program, values)
     host = None
     if engine is not False:
         cls = load_engine(engine or "engine:Value") if not isinstance(engine, type) else engine

@@ -22,7 +22,7 @@ from verifier.judge import Verdict, format_number, judge_point, worst
 from verifier.ops import OPS
 from verifier.printing import format_number as print_number
 from verifier.printing import to_latex, to_mathml, to_string
-from verifier.reference import PointReference, exact, sweep
+from verifier.reference import PointReference, sweep, truth_at
 from verifier.run_engine import EngineOutcome
 
 __all__ = ["oracle_reports", "graph_nodes", "engine_outcome", "build_finding", "kink_conventions"]
@@ -150,7 +150,7 @@ def build_finding(
         who: ``engine``, or ``torch`` for an oracle disagreement.
         verdicts: the verdicts already found (for oracles other than the engine).
     """
-    truth = exact(program, point)
+    truth = truth_at(program, point)
     outcome, crash_kind, crash_message = (None, *crash) if crash else engine_outcome(host, program, point)
     if outcome is None and not crash_kind:
         return None
@@ -159,14 +159,21 @@ def build_finding(
     elif verdicts:
         chosen = worst(list(verdicts))
     else:
-        chosen = worst(judge_point(truth, outcome, program.variables))
+        chosen = worst(judge_point(truth, outcome, program.variables, program=program))
     if chosen is None:
         return None
     if blame is None:
         if who != "engine":
             blame = Blame(who, None, "", "this oracle disagrees with the exact reference")
+        elif chosen.cause == "domain" and (node := chosen.node if chosen.node is not None else truth.node) is not None:
+            # Outside the domain there is no local rule to replay: the op whose
+            # engine input left its domain is the one that answered instead of raising.
+            op = program.ops[node]
+            blame = Blame("engine", op, "", f"{op} is outside its domain here: {truth.detail}", node)
         else:
-            blame = blame_engine(host, program, point, outcome, truth.node_values)
+            # The engine's own node values and .grads (recorded above) are what blame
+            # replays; a warning is blamed with warnings counted as failures.
+            blame = blame_engine(host, program, point, outcome, truth.node_values, chosen.severity)
     variable = program.variables[chosen.variable] if chosen.variable is not None else None
     steps: tuple[tuple[float, float, float], ...] = ()
     k = chosen.variable if chosen.variable is not None else 0

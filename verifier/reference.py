@@ -42,7 +42,7 @@ from verifier.expr import Program
 from verifier.local import local_rule
 from verifier.ops import OPS, U, Op
 
-__all__ = ["Sweep", "PointReference", "sweep", "exact", "NEAR", "DIGITS", "JUDGED", "UNJUDGED"]
+__all__ = ["Sweep", "PointReference", "sweep", "exact", "truth_at", "NEAR", "DIGITS", "JUDGED", "UNJUDGED"]
 
 DIGITS = 50  # precision of the exact reference
 NEAR = 16.0  # within this many noise floors of an edge or a kink is "near" it
@@ -50,9 +50,10 @@ PRODUCT_ULPS = 3.0  # rounding of one chain-rule product such as g * (-a / b**2)
 TINY = 2.0**-1022  # absolute: a subnormal result may be flushed to zero (= DBL_MIN)
 MAX_KINKS = 6  # more kinks at one point than this: too many one-sided combinations
 # A monotone op whose value moves more than LINEAR floors over its input's noise is
-# not linear there. Only checked above NONLINEAR_NOISE: below it exp, tanh and
+# not linear there (a linear op moves exactly 2 floors: the margin keeps neg of 1e20
+# give or take 1e6, rounded once more, from being called nonlinear). Only checked above NONLINEAR_NOISE: below it exp, tanh and
 # sigmoid are linear to 1e-6, and log and sqrt are kept linear by the edge check.
-LINEAR = 2.0
+LINEAR = 2.5
 NONLINEAR_NOISE = 1e-3
 DBL_MAX = float(np.finfo(float).max)
 DBL_MIN = 2.0**-1022  # smallest normal float
@@ -144,13 +145,15 @@ def _larger(m: Any, a: Any, b: Any) -> Any:
 
 
 def _reverse(m: Any, program: Program, values: list[Any], locals_: list[tuple[Any, ...]], e: list[Any] | None,
-             overrides: dict[int, tuple[Any, ...]] | None = None, *, lossy: dict[int, tuple[int, ...]] | None = None,
+             overrides: dict[int, tuple[Any, ...]] | None = None, *, lossy: dict[int, tuple[tuple[int, ...], bool]] | None = None,
              exact: tuple[list[Any], list[Any]] | None = None) -> tuple[list[Any], list[Any]]:
     """Adjoints ``g`` and (unless ``e`` is None) their noise floors ``E`` for every node.
 
     Args:
-        lossy: node -> the arguments whose local derivative a valid float64 formula
-            cannot compute (an intermediate over- or underflows): infinite floors.
+        lossy: node -> ``(arguments, unbounded)``: the arguments whose local
+            derivative a valid float64 formula computes through an intermediate that
+            overflows (``unbounded``: an infinite floor) or underflows (the whole
+            derivative may be lost).
         exact: the exact values and adjoints (mpmath), to find the adjoints float64
             cannot hold and the backward terms of valid formulas that over- or
             underflow (micrograd's ``a * g`` in ``a / b``).
@@ -187,13 +190,16 @@ def _reverse(m: Any, program: Program, values: list[Any], locals_: list[tuple[An
             # its inputs' noise moving it (through the second derivatives).
             # A subnormal derivative may be flushed to zero: TINY, as for values.
             p = program.params[i]
-            if lossy and k in lossy.get(i, ()) or (m is not np and not d < inf) or (exact is not None and _unbounded(d)):
+            lost_args, unbounded = (lossy or {}).get(i, ((), False))
+            if k in lost_args and unbounded or (m is not np and not d < inf) or (exact is not None and _unbounded(d)):
                 D = inf  # no float64 formula gives this derivative (or float64 holds it as inf)
             else:
                 D = spec.ulps * U * spec.grad_scales[k](m, argv, values[i], p) + TINY
                 D = D + sum(_moved(m.fabs(seconds[k * arity + q]), e[jq]) for q, jq in enumerate(args))
                 if _beyond_second_order(spec, p):  # the derivative p * x**(p - 1)
                     D = _larger(m, D, abs(p) * _power_spread(m, argv[0], e[args[0]], p - 1.0))
+                if k in lost_args:
+                    D = D + m.fabs(d)  # an underflowed intermediate: all of it may be lost
             size = m.fabs(c)
             S[j] = S[j] + size
             # (g + dg)(d + dD) - g d: first-order terms, and the product of the two
@@ -315,9 +321,10 @@ UNJUDGED = (
     "not-representable",  # the exact quantity is beyond float64 (overflow)
     "noise-beyond-float64",  # its noise floor is: a valid float64 computation may give anything
 )
-# An argument this far beyond float64 (2**4096) would cost mpmath that many bits to
-# reduce (sin of exp(1e300)): its result is left unknown, and noise-beyond-float64.
-ASTRONOMICAL = 2**12
+# Past an argument this far beyond float64 (2**1100) every float64 result is inf or
+# nan anyway, and a transcendental op in mpmath would pay for its size (sin of
+# exp(1e300) needs 1e300 bits): its result is left unknown, and noise-beyond-float64.
+ASTRONOMICAL = 1100
 
 
 @dataclass(frozen=True)
@@ -398,7 +405,7 @@ def _floor_float(x: Any) -> float:
 
 
 def _describe(op: str, args: Sequence[int], values: Sequence[Any], node: int) -> str:
-    shown = ", ".join(mpmath.nstr(values[a], 6) for a in args)
+    shown = ", ".join(_text(values[a], 6) for a in args)
     return f"{op} of {shown} (node {node})"
 
 
@@ -407,7 +414,7 @@ def _unbounded(x: Any) -> bool:
 
 
 def _astronomical(x: Any) -> bool:
-    return not mpmath.isfinite(x) or (x != 0 and mpmath.mag(x) > ASTRONOMICAL)
+    return x != 0 and mpmath.mag(x) > ASTRONOMICAL
 
 
 class _Result(Exception):
@@ -446,6 +453,20 @@ def exact(program: Program, point: Sequence[float], *, digits: int = DIGITS, cla
             return result.reference
 
 
+def truth_at(program: Program, point: Sequence[float]) -> PointReference:
+    """The exact reference at one point, classified as the judge classifies it
+    (the float64 sweep first): the same point always gets the same class.
+
+    Example:
+        >>> from verifier.parsing import parse
+        >>> from verifier.expr import compile_program
+        >>> truth_at(compile_program(parse("log(x)")), (-1.0,)).status
+        'outside-domain'
+    """
+    clean = bool(sweep(program, np.asarray([point], dtype=float)).clean[0])
+    return exact(program, point, classify=not clean)
+
+
 def _as(m: Any, x: Any) -> Any:
     """``x`` in the number type of ``m``; raises _Lossy if a float would lose it."""
     if m is mpmath:
@@ -462,7 +483,7 @@ def _exact(program: Program, point: Sequence[float], m: Any, classify: bool) -> 
     e: list[Any] = []  # floors, in the number type of m
     mvalues: list[Any] = []  # values and derivatives in that type too
     mlocals: list[tuple[Any, ...]] = []
-    lossy: dict[int, tuple[int, ...]] = {}  # node -> arguments whose derivative formula loses its intermediate
+    lossy: dict[int, tuple[tuple[int, ...], bool]] = {}  # see _reverse
     undefined: dict[int, str] = {}  # node -> why its derivative is infinite or undefined
     kinks: list[int] = []
     nvars = len(program.variables)
@@ -485,13 +506,13 @@ def _exact(program: Program, point: Sequence[float], m: Any, classify: bool) -> 
             continue
         spec = OPS[op]
         argv = [values[j] for j in args]
-        if any(_astronomical(a) for a in argv):
+        if any(not mpmath.isfinite(a) for a in argv) or spec.transcendental and any(_astronomical(a) for a in argv):
             # Past an astronomically large (or unknown) value: unknown, and no float64
             # computation of it means anything (its floor is infinite). Derivatives
             # that do not depend on it (add's 1) are still known.
             if m is FLOATS:
                 raise _Lossy
-            known = [mpmath.nan if _astronomical(a) else a for a in argv]
+            known = [a if mpmath.isfinite(a) and not (spec.transcendental and _astronomical(a)) else mpmath.nan for a in argv]
             values.append(mpmath.nan)
             locals_.append(local_rule(op, param).mpmath(*known))
             mvalues.append(mpmath.nan)
@@ -543,12 +564,13 @@ def _exact(program: Program, point: Sequence[float], m: Any, classify: bool) -> 
             steps = spec.intermediates(mpmath, argv, param)
         except ZeroDivisionError:
             steps = (mpmath.inf,)
-        # A valid formula's intermediate (micrograd's b**-2 in a / b) that over- or
-        # underflows float64 leaves that formula's derivative anything at all.
-        if any(_unbounded(x) or 0 < abs(x) < DBL_MIN for x in steps):
-            if m is FLOATS:
-                raise _Lossy
-            lossy[i] = spec.intermediate_args or tuple(range(len(args)))
+        # A valid formula's intermediate (micrograd's b**-2 in a / b) that overflows
+        # float64 leaves that formula's derivative anything at all (inf, nan); one
+        # that underflows may lose the derivative, but to about 0, not to garbage.
+        if any(_unbounded(x) for x in steps):
+            lossy[i] = (spec.intermediate_args or tuple(range(len(args))), True)
+        elif any(0 < abs(x) < DBL_MIN for x in steps):
+            lossy[i] = (spec.intermediate_args or tuple(range(len(args))), False)
     if classify and len(kinks) > MAX_KINKS:
         raise stop("ill-conditioned", f"{len(kinks)} kinks at this point", kinks[0])
     slots = _gradient_nodes(program)
@@ -575,9 +597,17 @@ def _exact(program: Program, point: Sequence[float], m: Any, classify: bool) -> 
         gradient_low=tuple(_to_float(min(gs[k] for gs in gradients)) for k in range(nvars)),
         gradient_high=tuple(_to_float(max(gs[k] for gs in gradients)) for k in range(nvars)),
         kink_nodes=tuple(kinks), node_values=tuple(_to_float(v) for v in values),
-        exact_value=mpmath.nstr(values[-1], 25), exact_gradient=tuple(mpmath.nstr(x, 25) for x in first),
+        exact_value=_text(values[-1]), exact_gradient=tuple(_text(x) for x in first),
         node=culprit, value_status=value_status, gradient_status=gradient_status,
     )
+
+
+def _text(x: Any, digits: int = 25) -> str:
+    """An exact number as text (far beyond float64, only its size:
+    printing all of 1e(1e300)'s exponent would take mpmath minutes)."""
+    if mpmath.isfinite(x) and x != 0 and abs(mpmath.mag(x)) > 4 * ASTRONOMICAL:
+        return f"{'-' if x < 0 else ''}about 10**{int(mpmath.floor(mpmath.log10(abs(x))))}"
+    return mpmath.nstr(x, digits)
 
 
 def _nan_first(x: Any) -> Any:
