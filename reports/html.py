@@ -155,6 +155,7 @@ def _page(report: Mapping[str, Any], json_path: str | None) -> dict[str, Any]:
         "by_op": by_op,
         "conventions": [str(c) for c in _list(report.get("conventions"))],
         "points": [(str(k), v) for k, v in _dict(summary.get("points")).items()],
+        "judged": _judged(_dict(summary.get("judged"))),
         "oracle_notes": [(str(k), v) for k, v in _dict(summary.get("oracle_notes")).items()],
         "errors": errors,
         "warnings": warnings,
@@ -165,6 +166,28 @@ def _page(report: Mapping[str, Any], json_path: str | None) -> dict[str, Any]:
         "schema": str(report.get("schema", "")),
         "json_path": json_path,
     }
+
+
+# What each reason a quantity was not judged means, for the reader.
+UNJUDGED_REASONS = {
+    "outside-domain": "outside the domain (the value is undefined)",
+    "ill-conditioned": "within float64 noise of a domain edge, or not linear in its noise",
+    "undefined": "an infinite or undefined derivative on its path",
+    "not-representable": "the exact quantity is beyond float64",
+    "noise-beyond-float64": "no float64 computation of it can be trusted (an intermediate over- or underflows)",
+}
+
+
+def _judged(judged: dict[str, Any]) -> list[dict[str, Any]]:
+    """Rows of the "what was judged" table: values, then partial derivatives."""
+    rows = []
+    for key, label in (("values", "values"), ("partials", "partial derivatives")):
+        counts = _dict(judged.get(key))
+        if not counts:
+            continue
+        reasons = [(UNJUDGED_REASONS.get(str(k), str(k)), v) for k, v in counts.items() if k != "judged" and v]
+        rows.append({"label": label, "judged": counts.get("judged", 0), "total": sum(v for v in counts.values() if isinstance(v, int)), "reasons": reasons})
+    return rows
 
 
 def _unique(base: str, ids: set[str]) -> str:

@@ -228,6 +228,12 @@ QUANTITIES = [
     ("sqrt(x0) + x1", (0.0, 1.0), "judged", ("undefined", "judged")),
     # Past an astronomically large intermediate the value is unknown; d/dx1 is 1.
     ("sin(exp(exp(x0))) + x1", (1e300, 1.0), "noise-beyond-float64", ("noise-beyond-float64", "judged")),
+    # micrograd's a / b is a * b**-1: at a subnormal b, 1/b overflows (it raises).
+    ("x0 / x0", (1e-312,), "noise-beyond-float64", ("noise-beyond-float64",)),
+    # a * g = 9e111 on the way to d/dx0, and 1/b * g = 1e315 overflows: inf - inf.
+    ("x0 / x0 * x1", (-3e-102, 3e213), "judged", ("noise-beyond-float64", "judged")),
+    # -1/x**2 = -1e-324 underflows to -0: an exact answer, judged.
+    ("x0**-1", (1e162,), "judged", ("judged",)),
     # A subnormal input is an input like any other.
     ("x0 * 2 + x1", (5e-324, 1.0), "judged", ("judged", "judged")),
 ]

@@ -99,8 +99,14 @@ class Op:
             involve the node's adjoint ``g`` (micrograd's a * g in a / b).
         intermediate_args: the arguments whose local derivative those formulas
             compute (``()``: all): only those partials are lost with them.
+        value_intermediates: ``(m, args, p) -> values`` that valid formulas of the
+            value compute on the way (micrograd's a * b**-1): if one overflows, no
+            float64 value of the op can be trusted there.
         monotone: the op is monotone on its domain, so ``f(a - e)`` and ``f(a + e)``
             bound its value when its input is ``a`` give or take ``e``.
+        transcendental: evaluating it in mpmath costs as many bits as its argument's
+            exponent (exp, sin): far beyond float64's range the reference leaves it
+            unknown.
     """
 
     name: str
@@ -119,8 +125,10 @@ class Op:
     intermediates: Callable[..., tuple[Any, ...]] = lambda m, args, p: ()
     adjoint_intermediates: Callable[..., tuple[Any, ...]] = lambda m, args, g: ()
     intermediate_args: tuple[int, ...] = ()
+    value_intermediates: Callable[..., tuple[Any, ...]] = lambda m, args, p: ()
     kinks: tuple[float, ...] = ()
     monotone: bool = False
+    transcendental: bool = False
     ulps: float = 2.0
     precedence: int = 9  # for printing: + - 1, * / 2, unary - 3, ** 4, calls 9
 
@@ -213,6 +221,7 @@ OPS: dict[str, Op] = {
             intermediates=lambda m, args, p: (args[1] * args[1], 1 / (args[1] * args[1])),
             adjoint_intermediates=lambda m, args, g: (args[0] * g,),
             intermediate_args=(1,),
+            value_intermediates=lambda m, args, p: (1 / args[1],),
             ulps=3.0, precedence=2,
         ),
         Op(
@@ -245,6 +254,7 @@ OPS: dict[str, Op] = {
             value_scale=_out,
             grad_scales=(_out,),
             monotone=True,
+            transcendental=True,
         ),
         Op(
             "log", 1, "", "log", ("log",),
@@ -265,6 +275,7 @@ OPS: dict[str, Op] = {
             # 1 - t*t: its terms are of size 1 even where the result is tiny.
             grad_scales=(lambda m, args, out, p: 1.0 + out * out,),
             monotone=True,
+            transcendental=True,
         ),
         Op(
             "relu", 1, "", "relu", ("relu",),
@@ -287,6 +298,7 @@ OPS: dict[str, Op] = {
             grad_scales=(_out,),
             ulps=3.0,
             monotone=True,
+            transcendental=True,
         ),
         Op(
             "sin", 1, "", "sin", ("sin",),
@@ -294,6 +306,7 @@ OPS: dict[str, Op] = {
             torch=lambda a, p: torch.sin(a), mpmath=lambda a, p: mpmath.sin(a),
             numpy=lambda a, p: np.sin(a),
             value_scale=_sin_scale, grad_scales=(_sin_scale,),
+            transcendental=True,
         ),
         Op(
             "cos", 1, "", "cos", ("cos",),
@@ -301,6 +314,7 @@ OPS: dict[str, Op] = {
             torch=lambda a, p: torch.cos(a), mpmath=lambda a, p: mpmath.cos(a),
             numpy=lambda a, p: np.cos(a),
             value_scale=_sin_scale, grad_scales=(_sin_scale,),
+            transcendental=True,
         ),
         Op(
             "sqrt", 1, "", "sqrt", ("sqrt",),

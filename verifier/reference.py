@@ -207,6 +207,8 @@ def _reverse(m: Any, program: Program, values: list[Any], locals_: list[tuple[An
             E[j] = E[j] + _times(m.fabs(d), E[i]) + _bound(m.fabs(g[i]), D) + _times(D, E[i]) + PRODUCT_ULPS * U * size + TINY
             if exact is not None and k in formula_args:
                 E[j] = E[j] + _lost_term(spec, [exact[0][q] for q in args], exact[1][i], size)
+            if m is not np and _unbounded(c):
+                E[j] = inf  # float64 holds this contribution as inf: the sum is inf or nan
     return g, E
 
 
@@ -297,6 +299,8 @@ def sweep(program: Program, points: np.ndarray) -> Sweep:
                 finite &= np.isfinite(x)
             for x in spec.intermediates(np, argv, param):
                 finite &= np.isfinite(x) & ((x == 0) | (np.abs(x) >= DBL_MIN))
+            for x in spec.value_intermediates(np, argv, param):
+                finite &= np.isfinite(x)
         g, E = _reverse(np, program, values, locals_, e)
         for x in (*e, *g, *E):
             finite &= np.isfinite(x)
@@ -411,6 +415,14 @@ def _describe(op: str, args: Sequence[int], values: Sequence[Any], node: int) ->
 
 def _unbounded(x: Any) -> bool:
     return not mpmath.isfinite(x) or abs(x) > DBL_MAX
+
+
+def _overflows(intermediates: Any, argv: list[Any], param: Any) -> bool:
+    """Whether a valid formula's intermediate overflows float64 (1/0 included)."""
+    try:
+        return any(_unbounded(x) for x in intermediates(mpmath, argv, param))
+    except ZeroDivisionError:
+        return True
 
 
 def _astronomical(x: Any) -> bool:
@@ -552,6 +564,8 @@ def _exact(program: Program, point: Sequence[float], m: Any, classify: bool) -> 
             e.append(inf)  # float64 holds inf (or raised) here: downstream, anything goes
         else:
             e.append(_forward_floor(m, spec, margv, mvalues[-1], param, slopes, [e[j] for j in args]))
+        if _overflows(spec.value_intermediates, argv, param):
+            e[-1] = inf  # micrograd's a * b**-1 at a subnormal b: inf * 0, or it raises
         if m is FLOATS and not math.isfinite(e[-1]):
             raise _Lossy  # the float floor overflowed (inf, or nan from inf * 0)
         noise = e[args[0]]
@@ -567,7 +581,7 @@ def _exact(program: Program, point: Sequence[float], m: Any, classify: bool) -> 
         # A valid formula's intermediate (micrograd's b**-2 in a / b) that overflows
         # float64 leaves that formula's derivative anything at all (inf, nan); one
         # that underflows may lose the derivative, but to about 0, not to garbage.
-        if any(_unbounded(x) for x in steps):
+        if _overflows(spec.intermediates, argv, param):
             lossy[i] = (spec.intermediate_args or tuple(range(len(args))), True)
         elif any(0 < abs(x) < DBL_MIN for x in steps):
             lossy[i] = (spec.intermediate_args or tuple(range(len(args))), False)
