@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import pytest
 
+from properties import compared
 from verifier.assertions import assert_gradients
 
 APPROX = dict(rel=1e-12, abs=1e-12)
@@ -42,7 +43,7 @@ def readme_example(a, b):
 @pytest.mark.requires_ops("add", "sub", "mul", "div", "neg", "pow", "relu")
 def test_micrograd_readme_example(verifier_engine):
     point = {"a": -4.0, "b": 2.0}
-    assert_gradients(readme_example, point, engine=verifier_engine)
+    compared(assert_gradients(readme_example, point, engine=verifier_engine))
     value, grad = _run(verifier_engine, readme_example, point)
     assert value == pytest.approx(24.70408163265306, **APPROX)
     assert grad == pytest.approx([138.83381924198252, 645.5772594752186], **APPROX)
@@ -60,7 +61,7 @@ def sanity_check(x):
 @pytest.mark.requires_ops("add", "mul", "relu")
 def test_micrograd_sanity_check(verifier_engine):
     point = {"x": -4.0}
-    assert_gradients(sanity_check, point, engine=verifier_engine)
+    compared(assert_gradients(sanity_check, point, engine=verifier_engine))
     value, grad = _run(verifier_engine, sanity_check, point)
     assert value == pytest.approx(-20.0, **APPROX)
     assert grad == pytest.approx([46.0], **APPROX)
@@ -75,7 +76,7 @@ def exercise_1(a, b, c):
 @pytest.mark.requires_ops("add", "sub", "mul", "div", "neg", "pow", "sin")
 def test_exercise_1_gradient_of_a_function(verifier_engine):
     point = {"a": 2.0, "b": 3.0, "c": 4.0}
-    assert_gradients(exercise_1, point, engine=verifier_engine)
+    compared(assert_gradients(exercise_1, point, engine=verifier_engine))
     value, grad = _run(verifier_engine, exercise_1, point)
     assert value == pytest.approx(6.336362190988558, **APPROX)
     assert grad == pytest.approx([-12.353553390593273, 10.25699027111255, 0.0625], **APPROX)
@@ -92,7 +93,7 @@ def exercise_2(l0, l1, l2, l3):
 @pytest.mark.requires_ops("add", "div", "neg", "exp", "log")
 def test_exercise_2_softmax_negative_log_likelihood(verifier_engine):
     point = {"l0": 0.0, "l1": 3.0, "l2": -2.0, "l3": 1.0}
-    assert_gradients(exercise_2, point, engine=verifier_engine)
+    compared(assert_gradients(exercise_2, point, engine=verifier_engine))
     value, grad = _run(verifier_engine, exercise_2, point)
     assert value == pytest.approx(2.1755153626167147, **APPROX)
     assert grad == pytest.approx(
@@ -122,7 +123,7 @@ NEURON = {"x1": 2.0, "w1": -3.0, "x2": 0.0, "w2": 1.0, "b": 6.8813735870195432}
     ],
 )
 def test_exercise_3_tanh_neuron(verifier_engine, neuron):
-    assert_gradients(neuron, NEURON, engine=verifier_engine)
+    compared(assert_gradients(neuron, NEURON, engine=verifier_engine))
     value, grad = _run(verifier_engine, neuron, NEURON)
     assert value == pytest.approx(0.7071067811865476, **APPROX)
     # d/dx1, d/dw1, d/dx2, d/dw2, d/db

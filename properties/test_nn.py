@@ -20,7 +20,7 @@ import torch
 from hypothesis import given
 from hypothesis import strategies as st
 
-from properties import scaled
+from properties import compared, scaled
 from verifier.assertions import GradientMismatch, assert_gradients
 from verifier.expr import Expr, compile_program, var
 from verifier.judge import PASS
@@ -119,7 +119,8 @@ def _torch_softmax_nll(model: torch.nn.Sequential) -> torch.Tensor:
 
 
 def _check_against_torch(engine: type, ops: Sequence[str], sizes: Sequence[int], weights: list[float],
-                         loss: Callable[..., Any], torch_loss: Callable[[torch.nn.Sequential], torch.Tensor]) -> None:
+                         loss: Callable[..., Any], torch_loss: Callable[[torch.nn.Sequential], torch.Tensor]) -> int:
+    """How many points were compared with torch.nn: 1, or 0 at a relu's kink."""
     __tracebackhide__ = True
     activation = _activation(ops)
     names = [f"p{i}" for i in range(len(weights))]
@@ -140,7 +141,7 @@ def _check_against_torch(engine: type, ops: Sequence[str], sizes: Sequence[int],
     program = compile_program(expr)
     ref = sweep(program, [[point[v] for v in program.variables]])
     if not ref.clean[0]:
-        return  # a relu at (or within noise of) its kink: conventions may differ there
+        return 0  # a relu at (or within noise of) its kink: conventions may differ there
     floors = dict(zip(program.variables, ref.gradient_floor[0]))
     # Both are valid float64 computations, each within its floor of the truth.
     rows = [("loss", got_value, want_value, 2 * PASS * float(ref.value_floor[0]))]
@@ -150,6 +151,7 @@ def _check_against_torch(engine: type, ops: Sequence[str], sizes: Sequence[int],
         lines = [f"the engine's MLP ({activation or 'linear'}) disagrees with torch.nn on {len(bad)} of {len(rows)} numbers"]
         lines += [f"  {what:8} engine {g!r}   torch.nn {w!r}   allowed {a:.2g}" for what, g, w, a in bad[:6]]
         raise GradientMismatch("\n".join(lines))
+    return 1
 
 
 def _weights(data: st.DataObject, count: int) -> list[float]:
@@ -165,7 +167,7 @@ def _weights(data: st.DataObject, count: int) -> list[float]:
 @given(data=st.data())
 def test_mlp_squared_error_matches_torch_nn(verifier_engine, verifier_ops, data):
     weights = _weights(data, _count(REGRESSION_SIZES))
-    _check_against_torch(verifier_engine, verifier_ops, REGRESSION_SIZES, weights, _squared_error, _torch_squared_error)
+    compared(_check_against_torch(verifier_engine, verifier_ops, REGRESSION_SIZES, weights, _squared_error, _torch_squared_error))
 
 
 @pytest.mark.requires_ops("add", "mul", "div", "neg", "exp", "log")
@@ -173,4 +175,4 @@ def test_mlp_squared_error_matches_torch_nn(verifier_engine, verifier_ops, data)
 @given(data=st.data())
 def test_mlp_softmax_nll_matches_torch_nn(verifier_engine, verifier_ops, data):
     weights = _weights(data, _count(CLASSIFICATION_SIZES))
-    _check_against_torch(verifier_engine, verifier_ops, CLASSIFICATION_SIZES, weights, _softmax_nll, _torch_softmax_nll)
+    compared(_check_against_torch(verifier_engine, verifier_ops, CLASSIFICATION_SIZES, weights, _softmax_nll, _torch_softmax_nll))

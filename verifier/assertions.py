@@ -8,9 +8,13 @@ to blame and the command that replays the finding. :func:`assert_same_gradients`
 checks a metamorphic relation (two ways of writing the same function) without an
 oracle, and asks the judge which side is wrong when it breaks.
 
+Both return how many points they compared, so that a test can say what it
+judged (a property test assumes away an example that compared nothing).
+
 Example:
     >>> from engine import Value
     >>> assert_gradients("tanh(x0 * x1) - 3 / x1", {"x0": 0.5, "x1": 2.0}, engine=Value)
+    1
     >>> assert_same_gradients("x - y", "x + -y", [[1.5, -2.0], [0.25, 3.0]], engine=Value)
     2
 """
@@ -45,6 +49,9 @@ __all__ = [
 ]
 
 MAX_COLUMNS = 4  # partials shown in a table; the report has them all
+# The point classes where the engine's value and every partial meet the truth (the
+# reference's ``gradient_judged``): what assert_gradients counts as compared.
+COMPARED = ("defined", "kink")
 MAX_EXPRESSION = 240  # characters of an expression shown in a message
 
 _replay_file = "crossgrad-findings.json"
@@ -295,7 +302,7 @@ def assert_gradients(
     *,
     engine: type | str,
     ops: Sequence[str] | None = None,
-) -> None:
+) -> int:
     """Assert that ``engine`` gets the value and gradient of ``expr`` right.
 
     Every point is judged against the exact reference (SymPy's derivatives at 50
@@ -316,6 +323,11 @@ def assert_gradients(
             expression using another op is skipped under pytest (reason
             ``engine lacks exp, log``) and refused with ValueError elsewhere.
 
+    Returns:
+        How many points had their value and gradient compared with the truth
+        (``defined`` points and kinks); points outside the domain, ill-conditioned
+        or beyond float64 are judged by their own rules but not counted.
+
     Raises:
         GradientMismatch: at the first point with a real error; ``.finding`` holds
             the full finding with its blame.
@@ -323,6 +335,9 @@ def assert_gradients(
     Example:
         >>> from engine import Value
         >>> assert_gradients(lambda a, b: (a * b).tanh(), [[0.5, 2.0], [-1.0, 3.0]], engine=Value)
+        2
+        >>> assert_gradients("log(x)", {"x": [2.0, -1.0]}, engine=Value)  # log(-1) is not compared
+        1
     """
     __tracebackhide__ = True  # the table says it all; pytest hides this frame
     e = as_expression(expr)
@@ -334,7 +349,7 @@ def assert_gradients(
     _stats["examples"] += 1
     _stats.update({f"points.{k}": v for k, v in report.counts.items()})
     if report.error is None:
-        return
+        return sum(report.counts[status] for status in COMPARED)
     verdicts = "\n".join(v.message for v in report.error.verdicts)
     summary = f"{verdicts}\n  expression   {_short(str(e))}\n  point        {format_point(program.variables, rows[report.error.index])}"
     at = rows[report.error.index]
