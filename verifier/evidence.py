@@ -24,6 +24,7 @@ from verifier.printing import format_number as print_number
 from verifier.printing import to_latex, to_mathml, to_string
 from verifier.reference import PointReference, sweep, truth_at
 from verifier.run_engine import EngineOutcome
+from verifier.stability import Instability, diagnose
 
 __all__ = ["oracle_reports", "graph_nodes", "engine_outcome", "build_finding", "kink_conventions"]
 
@@ -130,6 +131,17 @@ def _node_of_blame(program: Program, blame: Blame) -> set[int]:
     return {i for i in program.op_nodes() if program.ops[i] == blame.op}
 
 
+def _instability(host: Any, program: Program, blame: Blame, chosen: Verdict) -> Instability | None:
+    """Whether the blamed op is right at ordinary inputs and breaks at extreme ones
+    (a numerically unstable formula rather than a wrong rule)."""
+    if chosen.severity != "error" or chosen.kind not in ("value", "gradient", "exception") or blame.op not in OPS:
+        return None
+    if blame.op == "pow" and blame.node is None:
+        return None  # its exponent is unknown
+    param = program.params[blame.node] if blame.node is not None and program.ops[blame.node] == blame.op else None
+    return diagnose(host, blame.op, param)
+
+
 def build_finding(
     host: Any,
     program: Program,
@@ -141,6 +153,7 @@ def build_finding(
     original: str = "",
     who: str = "engine",
     verdicts: Sequence[Verdict] | None = None,
+    unstable: str = "error",
 ) -> Finding | None:
     """A complete finding for ``program`` at ``point``; None if nothing is wrong there.
 
@@ -148,6 +161,9 @@ def build_finding(
         crash: the case crashed or hung before any outcome came back.
         blame: a blame already established (skips blaming again).
         who: ``engine``, or ``torch`` for an oracle disagreement.
+        unstable: the severity of a finding whose op is right at ordinary inputs
+            and breaks only at extreme ones (cause ``unstable``, with the ranges
+            where it breaks and a stable formula): ``error`` or ``warning``.
         verdicts: the verdicts already found (for oracles other than the engine).
     """
     truth = truth_at(program, point)
@@ -186,8 +202,12 @@ def build_finding(
         mathml = latex = ""
     cause = chosen.cause if who == "engine" else "oracle"
     severity = chosen.severity if who == "engine" else "warning"
+    message = chosen.message
+    instability = _instability(host, program, blame, chosen) if who == "engine" else None
+    if instability is not None:
+        cause, severity, message = "unstable", unstable, f"{message}. {instability.message}"
     return Finding(
-        kind=chosen.kind, severity=severity, cause=cause, message=chosen.message,
+        kind=chosen.kind, severity=severity, cause=cause, message=message,
         expression=to_string(expr), variables=program.variables, point=tuple(float(x) for x in point),
         status=truth.status, detail=truth.detail, blame=blame,
         oracles=oracle_reports(program, point, truth, outcome, (crash_kind, crash_message)),

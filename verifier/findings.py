@@ -115,7 +115,8 @@ class Finding:
     Attributes:
         kind: ``value``, ``gradient``, ``exception``, ``invalid``, ``crash`` or ``timeout``.
         severity: ``error`` or ``warning``.
-        cause: ``engine``, ``precision``, ``domain`` or ``oracle``.
+        cause: ``engine``, ``precision``, ``domain``, ``oracle`` or ``unstable``
+            (right at ordinary inputs, broken at extreme ones: see :mod:`verifier.stability`).
         message: one labelled sentence.
         expression: the (shrunk) expression in the parser's syntax.
         variables, point: where it shows (``point[i]`` is ``variables[i]``).

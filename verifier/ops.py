@@ -104,6 +104,8 @@ class Op:
             float64 value of the op can be trusted there.
         monotone: the op is monotone on its domain, so ``f(a - e)`` and ``f(a + e)``
             bound its value when its input is ``a`` give or take ``e``.
+        stable: a numerically stable way to compute the op and its derivative, for
+            findings where an engine's formula breaks at extreme inputs.
         transcendental: evaluating it in mpmath costs as many bits as its argument's
             exponent (exp, sin): far beyond float64's range the reference leaves it
             unknown.
@@ -129,6 +131,7 @@ class Op:
     kinks: tuple[float, ...] = ()
     monotone: bool = False
     transcendental: bool = False
+    stable: str = ""
     ulps: float = 2.0
     precedence: int = 9  # for printing: + - 1, * / 2, unary - 3, ** 4, calls 9
 
@@ -223,6 +226,7 @@ OPS: dict[str, Op] = {
             intermediate_args=(1,),
             value_intermediates=lambda m, args, p: (1 / args[1],),
             ulps=3.0, precedence=2,
+            stable='a / b as one division (a * b**-1 overflows at a subnormal b), and d/db as -(a / b) / b (b*b over- and underflows)',
         ),
         Op(
             "neg", 1, "-", "", ("__neg__",),
@@ -245,6 +249,7 @@ OPS: dict[str, Op] = {
             ),
             intermediates=lambda m, args, p: (m.power(args[0], p - 1.0),),
             ulps=3.0, precedence=4,
+            stable='x**p with the derivative p * x**(p - 1) in one power (exp(p * log(x)) loses digits)',
         ),
         Op(
             "exp", 1, "", "exp", ("exp",),
@@ -255,6 +260,7 @@ OPS: dict[str, Op] = {
             grad_scales=(_out,),
             monotone=True,
             transcendental=True,
+            stable='math.exp(x), with its derivative the value itself (it overflows only where exp(x) does, x > 709.78)',
         ),
         Op(
             "log", 1, "", "log", ("log",),
@@ -265,6 +271,7 @@ OPS: dict[str, Op] = {
             value_scale=lambda m, args, out, p: m.fabs(out) + 1.0,
             grad_scales=(lambda m, args, out, p: m.fabs(1.0 / args[0]),),
             monotone=True,
+            stable='math.log(x), with the derivative 1 / x',
         ),
         Op(
             "tanh", 1, "", "tanh", ("tanh",),
@@ -276,6 +283,7 @@ OPS: dict[str, Op] = {
             grad_scales=(lambda m, args, out, p: 1.0 + out * out,),
             monotone=True,
             transcendental=True,
+            stable='math.tanh(x), with the derivative 1 - t*t of its result t ((exp(2x) - 1) / (exp(2x) + 1) cancels near 0 and overflows past 354.9)',
         ),
         Op(
             "relu", 1, "", "relu", ("relu",),
@@ -299,6 +307,7 @@ OPS: dict[str, Op] = {
             ulps=3.0,
             monotone=True,
             transcendental=True,
+            stable='1 / (1 + exp(-x)) for x >= 0 and exp(x) / (1 + exp(x)) for x < 0, with the derivative s * (1 - s)',
         ),
         Op(
             "sin", 1, "", "sin", ("sin",),
@@ -307,6 +316,7 @@ OPS: dict[str, Op] = {
             numpy=lambda a, p: np.sin(a),
             value_scale=_sin_scale, grad_scales=(_sin_scale,),
             transcendental=True,
+            stable='math.sin(x) and math.cos(x) (they reduce large arguments exactly)',
         ),
         Op(
             "cos", 1, "", "cos", ("cos",),
@@ -315,6 +325,7 @@ OPS: dict[str, Op] = {
             numpy=lambda a, p: np.cos(a),
             value_scale=_sin_scale, grad_scales=(_sin_scale,),
             transcendental=True,
+            stable='math.cos(x) and -math.sin(x) (they reduce large arguments exactly)',
         ),
         Op(
             "sqrt", 1, "", "sqrt", ("sqrt",),
@@ -325,6 +336,7 @@ OPS: dict[str, Op] = {
             value_scale=_out,
             grad_scales=(lambda m, args, out, p: m.fabs(0.5 / out),),
             monotone=True,
+            stable='math.sqrt(x), with the derivative 0.5 / sqrt(x)',
         ),
     )
 }
