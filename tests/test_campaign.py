@@ -47,6 +47,51 @@ def test_a_time_budget_stops_early_and_keeps_findings(tmp_path: Path) -> None:
     assert any(f.blame.op == "exp" for f in result.findings)
 
 
+def test_a_time_budget_run_still_shrinks_within_a_bounded_time(tmp_path: Path) -> None:
+    from verifier.campaign import SHRINK_SHARE
+
+    target = _mutant(tmp_path, "exp_grad_uses_input")
+    result = check_engine(target, examples=100_000, seed=0, time_budget=4)
+    assert result.stopped == "time-budget"
+    [exp] = [f for f in result.findings if f.blame.op == "exp"]
+    assert exp.shrunk, exp.expression
+    # Exploring takes the budget, shrinking at most SHRINK_SHARE of it more; the rest
+    # is start-up and building the findings (slow on a busy machine).
+    assert result.duration < 4 * (1 + SHRINK_SHARE) + 15, result.duration
+
+
+def test_a_shrink_past_its_deadline_keeps_the_unshrunk_finding(tmp_path: Path) -> None:
+    import threading
+    import time
+
+    import numpy as np
+
+    from verifier.campaign import _case_signatures, _Config, _shrink
+    from verifier.hosts import open_host
+    from verifier.parsing import parse
+    from verifier.strategies import Case
+
+    with open_host(_mutant(tmp_path, "exp_grad_uses_input"), timeout=10) as host:
+        found, _ = _case_signatures(host, Case(parse("x0 * exp(x0 + x1)"), np.array([[0.5, 1.5]])), oracles=False)
+        [occurrence] = found
+        occurrence.shard = occurrence.index = 0
+        config = _Config(None, ("add", "mul", "exp"), 0, 10.0, 8, 8, None)
+        finding = _shrink(host, config, occurrence, [], threading.Event(), deadline=time.time() - 1)
+    assert finding is not None and finding.kind == "gradient" and finding.blame.op == "exp"
+    assert not finding.shrunk and finding.expression == "x0 * exp(x0 + x1)"
+
+
+def test_nothing_judged_is_never_ok(tmp_path: Path) -> None:
+    # The budget runs out while the sandbox starts: no example is judged.
+    result = check_engine(_mutant(tmp_path, "exp_grad_uses_input"), examples=1000, time_budget=0.01)
+    assert result.examples == 0 and result.stopped == "time-budget"
+    assert not result.ok
+    assert result.unjudged == "nothing was judged: the time budget ran out before the first example"
+    assert result.to_dict()["nothing_judged"] == result.unjudged
+    judged = check_engine("engine:Value", examples=5)
+    assert judged.ok and judged.unjudged == "" and "nothing_judged" not in judged.to_dict()
+
+
 def test_student_engine_with_none_and_infinite_recursion_reports_both() -> None:
     result = check_engine(f"{ENGINES / 'student.py'}:Value", examples=300, timeout=2)
     found = {(f.kind, f.blame.op) for f in result.findings}

@@ -69,6 +69,17 @@ def test_student_engine_reports_both_bugs_and_finishes(tmp_path: Path) -> None:
     assert {("invalid", "mul"), ("exception", "sub")} <= found
 
 
+def test_nothing_judged_exits_3_and_says_why(tmp_path: Path) -> None:
+    # A buggy engine and a budget too short for one example: never "No discrepancies".
+    done = verifier("check", "--engine", mutant(tmp_path, "cos_grad_missing_minus"), "--examples", "1000",
+                    "--time-budget", "0.01", "--json", str(tmp_path / "f.json"))
+    assert done.returncode == 3, done.stdout + done.stderr
+    assert "No discrepancies" not in done.stdout
+    assert "Nothing was judged: the time budget ran out before the first example" in done.stdout
+    data = json.loads((tmp_path / "f.json").read_text())
+    assert data["examples"] == 0 and data["nothing_judged"].startswith("nothing was judged")
+
+
 def test_micrograd_reports_missing_ops_and_no_errors() -> None:
     done = verifier("check", "--engine", "micrograd.engine:Value", "--examples", "200")
     assert done.returncode == 0, done.stdout + done.stderr

@@ -10,8 +10,17 @@ simplest numbers that still show the same signature. Crashes and hangs are not
 shrunk that way (each try costs a restart or a timeout): the op that crashes or
 hangs alone is the reproducer, and later cases using it are skipped in that shard.
 
-The engine runs in a sandbox process (:mod:`verifier.hosts`). A time budget or
-Ctrl-C stops exploring; what was found is still reported, unshrunk if need be.
+An engine that answers one case two ways (beyond rounding noise) is a
+``nondeterministic`` finding, blamed on the op that also wavers alone, or on the
+backward pass; it is not shrunk (each try would be a coin toss). If shrinking fails
+in any way (Hypothesis finds the engine flaky, the judge chokes), the finding is
+kept as first seen; a finding that no longer shows when its report is built is
+nondeterministic too: nothing found is dropped.
+
+The engine runs in a sandbox process (:mod:`verifier.hosts`). A time budget stops
+exploring, and shrinking then gets at most ``SHRINK_SHARE`` of the budget more;
+Ctrl-C stops both. What was found is still reported, unshrunk if need be. A run
+that judged nothing is not ``ok``, and says why.
 
 Example:
     >>> result = check_engine("engine:Value", examples=20, seed=1)
@@ -30,7 +39,7 @@ import threading
 import time
 from collections import Counter
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Callable, Iterator, Sequence
 
 import numpy as np
@@ -38,17 +47,18 @@ from hypothesis import HealthCheck, Phase, find
 from hypothesis import settings as hypothesis_settings
 from hypothesis.errors import NoSuchExample, Unsatisfiable
 
-from verifier.blame import blame_engine
+from verifier.blame import BENIGN, alone_expression, blame_engine
 from verifier.evaluate import judge_case
 from verifier.evidence import build_finding
-from verifier.expr import Program, compile_program, from_program
-from verifier.findings import Blame, Finding, jsonable
+from verifier.expr import Program, apply, compile_program, from_program, var
+from verifier.findings import Blame, Finding, OracleReport, jsonable
 from verifier.hosts import EngineCrash, EngineTimeout, InProcess, Sandbox, open_host
-from verifier.judge import KIND_ORDER, worst
+from verifier.judge import KIND_ORDER, PASS, format_number, format_point, worst
 from verifier.loader import target_of
 from verifier.ops import OPS, op_names
 from verifier.parsing import parse
 from verifier.reference import exact
+from verifier.run_engine import EngineOutcome
 from verifier.strategies import Case, cases
 
 __all__ = ["check_engine", "CampaignResult"]
@@ -57,6 +67,7 @@ SHARD_SIZE = 100
 POINTS_PER_CASE = 8
 MAX_LEAVES = 8
 SHRINK_CALLS = 400  # predicate calls a shrink may spend before settling for the best so far
+SHRINK_SHARE = 0.5  # with a time budget, shrinking may take this share of it more
 
 Signature = tuple[str, str, Any, str]  # kind, backend, blamed op, severity
 
@@ -76,6 +87,7 @@ class _Config:
     count: int
     deadline: float | None
     quarantined: frozenset[str] = frozenset()  # ops that crash or hang alone: never generated
+    budget: float | None = None  # the time budget, in seconds (it also bounds shrinking)
 
 
 @dataclass
@@ -90,6 +102,8 @@ class _Occurrence:
     blame: Blame
     crash: tuple[str, str] | None = None
     extra_verdicts: tuple = ()
+    outcome: EngineOutcome | None = None  # the engine's answer at points[point] (judge findings)
+    answers: tuple = ()  # the two answers of a nondeterministic case
 
 
 @dataclass
@@ -99,6 +113,7 @@ class _ShardResult:
     skipped: int = 0
     counts: Counter = field(default_factory=Counter)
     notes: Counter = field(default_factory=Counter)
+    judged: Counter = field(default_factory=Counter)  # ("value" | "partial", "judged" | why not)
     occurrences: dict = field(default_factory=dict)
     quarantine: list = field(default_factory=list)  # (index, op) from crashes and hangs
     stopped: str = ""
@@ -122,6 +137,11 @@ class CampaignResult:
         counts: judged points by class; notes: oracle limits seen.
         conventions: kink conventions, e.g. ``relu'(0) = 0``.
         duration: seconds; stopped: ``completed``, ``time-budget`` or ``interrupted``.
+        unjudged: why nothing was judged ("" when something was): then the run is
+            not ``ok``, whatever it found.
+        judged: values and partials by whether they were judged, or why not:
+            ``{"values": {"judged": n, ...}, "partials": {...}}`` (empty if the judge
+            does not count them).
     """
 
     engine: str
@@ -143,11 +163,14 @@ class CampaignResult:
     oracle_findings: tuple[Finding, ...] = ()
     quarantined: tuple[str, ...] = ()
     settings: dict[str, Any] = field(default_factory=dict)
+    unjudged: str = ""
+    judged: dict[str, dict[str, int]] = field(default_factory=dict)
 
     @property
     def ok(self) -> bool:
-        """No error findings."""
-        return not self.findings
+        """No error findings, and something was judged (a run that checked nothing
+        proves nothing)."""
+        return not self.findings and not self.unjudged
 
     def summary_by_op(self) -> list[tuple[str, str, str, int]]:
         """``(op, kind, severity, count)`` rows, one per finding signature."""
@@ -180,6 +203,7 @@ class CampaignResult:
                 "warnings": len(self.warnings),
                 "by_op": [{"op": op, "kind": kind, "severity": sev, "count": n} for op, kind, sev, n in self.summary_by_op()],
                 "points": dict(self.counts),
+                **({"judged": self.judged} if self.judged else {}),
                 "oracle_notes": dict(self.notes),
                 "skipped_examples": self.skipped,
             },
@@ -187,6 +211,8 @@ class CampaignResult:
             "discrepancies": [f.to_dict() for f in self.findings],
             "warnings": [f.to_dict() for f in self.warnings],
             "oracle_findings": [f.to_dict() for f in self.oracle_findings],
+            # Only when it applies, so that every other report keeps its shape.
+            **({"nothing_judged": self.unjudged} if self.unjudged else {}),
         })
 
 
@@ -222,8 +248,16 @@ def _case_signatures(host: Any, case: Case, oracles: bool, prefer: str | None = 
                 [outcome] = host.run(program, [point], record=True)
             except (EngineCrash, EngineTimeout):
                 outcome = judgement.outcome
+            if _differ(judgement.outcome, outcome, judgement.truth.value_floor, judgement.truth.gradient_floor):
+                # Asked twice, answered two ways: whatever the verdict, it cannot be
+                # reproduced, so that is the finding (and shrinking it would be flaky).
+                blame = _unsteady_blame(host, program, point, judgement.truth.node_values)
+                found.append(_Occurrence(("nondeterministic", "engine", blame.op, "error"), "error", -1, -1, text, points,
+                                         judgement.index, blame, outcome=judgement.outcome, answers=(judgement.outcome, outcome)))
+                continue
             blame = blame_engine(host, program, point, outcome, judgement.truth.node_values, severity, prefer)
-        found.append(_Occurrence((verdict.kind, "engine", blame.op, severity), severity, -1, -1, text, points, judgement.index, blame))
+        found.append(_Occurrence((verdict.kind, "engine", blame.op, severity), severity, -1, -1, text, points, judgement.index, blame,
+                                 outcome=judgement.outcome))
     if report.oracle is not None:
         verdict = worst(report.oracle.verdicts)
         blame = Blame("torch", None, "", "torch disagrees with the exact reference")
@@ -275,6 +309,7 @@ def _explore(host: Any, config: _Config, shard: int, requested: int, stop: Any, 
             return False
         found, report = _case_signatures(host, case, oracles=True)
         result.counts.update(report.counts)
+        result.judged.update(getattr(report, "judged", None) or {})
         result.notes.update(report.notes)
         for occurrence in found:
             if occurrence.signature in result.occurrences:
@@ -304,10 +339,29 @@ def _size(case: Case) -> tuple:
     return (len(compile_program(case.expr)), len(str(case.expr)), float(np.abs(case.points).sum()))
 
 
-def _shrink(host: Any, config: _Config, occurrence: _Occurrence, quarantine: Sequence[tuple[int, str]], stop: Any) -> Finding | None:
-    """The smallest case with the occurrence's signature, as a full finding."""
+def _shrink(host: Any, config: _Config, occurrence: _Occurrence, quarantine: Sequence[tuple[int, str]], stop: Any,
+            deadline: float | None = None) -> Finding | None:
+    """The smallest case with the occurrence's signature, as a full finding; the
+    finding as first seen if shrinking fails in any way (a flaky engine makes
+    Hypothesis raise) or ``deadline`` (``time.time()``) passes first."""
     if occurrence.crash is not None:
         return _crash_finding(host, occurrence)
+    if occurrence.answers:
+        return _unsteady_finding(host, occurrence)  # every try would be a coin toss
+    try:
+        shrunk = _shrunk(host, config, occurrence, quarantine, stop, deadline)
+    except Exception:  # noqa: BLE001 - FlakyFailure, or the judge failing on a strange answer: keep what was found
+        shrunk = None
+    return shrunk if shrunk is not None else _unshrunk(host, occurrence)
+
+
+def _past(deadline: float | None, stop: Any) -> bool:
+    return stop.is_set() or (deadline is not None and time.time() > deadline)
+
+
+def _shrunk(host: Any, config: _Config, occurrence: _Occurrence, quarantine: Sequence[tuple[int, str]], stop: Any,
+            deadline: float | None) -> Finding | None:
+    """The shrunk finding, or None if shrinking found nothing in time."""
     best: list[Any] = [None]
     calls = [0]
     wanted = occurrence.signature
@@ -315,7 +369,7 @@ def _shrink(host: Any, config: _Config, occurrence: _Occurrence, quarantine: Seq
     def predicate(case: Case) -> bool:
         index = calls[0]
         calls[0] += 1
-        if best[0] is not None and (calls[0] > SHRINK_CALLS or _stop_requested(config, stop)):
+        if _past(deadline, stop) or (best[0] is not None and calls[0] > SHRINK_CALLS):
             raise _Stop()
         skip = {op for at, op in quarantine if at < index} if best[0] is None else {op for _, op in quarantine}
         skip |= config.quarantined
@@ -333,9 +387,9 @@ def _shrink(host: Any, config: _Config, occurrence: _Occurrence, quarantine: Seq
     except (NoSuchExample, Unsatisfiable, _Stop):
         pass
     if best[0] is None:
-        return _finding_of(host, occurrence, occurrence, shrunk=False)
+        return None
     case, match = best[0]
-    return _finding_of(host, occurrence, _simplify(host, match), shrunk=True)
+    return _finding_of(host, occurrence, _simplify(host, match, lambda: _past(deadline, stop)), shrunk=True)
 
 
 # Candidate coordinates, simplest first.
@@ -362,9 +416,10 @@ def _renamed(expression: str) -> tuple[str, dict[str, str]]:
     return str(from_program(renamed)), names
 
 
-def _simplify(host: Any, match: _Occurrence) -> _Occurrence:
+def _simplify(host: Any, match: _Occurrence, late: Callable[[], bool] = lambda: False) -> _Occurrence:
     """Polish a shrunk finding: variables renamed x0, x1, ...; each coordinate of the
-    failing point replaced by the simplest number that keeps the same signature."""
+    failing point replaced by the simplest number that keeps the same signature
+    (until ``late()``)."""
     expression, _ = _renamed(match.expression)
     point = [float(x) for x in match.points[match.point]]
     blame = match.blame
@@ -380,6 +435,8 @@ def _simplify(host: Any, match: _Occurrence) -> _Occurrence:
     best = match
     for k in range(len(point)):
         for candidate in _candidates(point[k]):
+            if late():
+                break
             trial = point.copy()
             trial[k] = candidate
             found, _ = _case_signatures(host, Case(expr, np.array([trial])), oracles=match.signature[1] != "engine", prefer=match.signature[2])
@@ -394,6 +451,8 @@ def _simplify(host: Any, match: _Occurrence) -> _Occurrence:
 
 
 def _finding_of(host: Any, first: _Occurrence, match: _Occurrence, shrunk: bool) -> Finding | None:
+    """The full finding for ``match``. Never None for a finding about the engine: if
+    the case now judges clean, or now answers otherwise, it is nondeterministic."""
     program = compile_program(parse(match.expression))
     point = match.points[match.point]
     finding = build_finding(
@@ -401,6 +460,14 @@ def _finding_of(host: Any, first: _Occurrence, match: _Occurrence, shrunk: bool)
         original=first.expression if shrunk and first.expression != match.expression else "",
         who=match.signature[1], verdicts=match.extra_verdicts or None,
     )
+    if match.outcome is None or match.signature[1] != "engine":
+        return finding
+    again = _answer_in(finding) if finding is not None else _answer(host, program, point)
+    floors = (finding.value_floor, finding.gradient_floor) if finding is not None else (math.nan, None)
+    if finding is None or _differ(match.outcome, again, *floors):
+        truth = exact(program, point)
+        blame = _unsteady_blame(host, program, point, truth.node_values)
+        return _unsteady_finding(host, replace(match, answers=(match.outcome, again), blame=blame))
     return finding
 
 
@@ -416,6 +483,128 @@ def _crash_finding(host: Any, occurrence: _Occurrence) -> Finding | None:
         point = occurrence.points[occurrence.point]
         original = ""
     return build_finding(host, program, point, crash=occurrence.crash, blame=blame, shrunk=False, original=original)
+
+
+# -- nondeterminism -----------------------------------------------------------------
+
+UNSTEADY_REPEATS = 4  # runs of each op alone, at the same inputs, to see which one wavers
+
+
+def _same(a: Any, b: Any, floor: Any) -> bool:
+    """Two answers for one quantity agree: equal (nan included), or both within the
+    noise a correct engine may show between runs (accumulation order from a set of
+    children changes the rounding, not the verdict)."""
+    if a is None or b is None:
+        return a is None and b is None
+    if isinstance(a, complex) or isinstance(b, complex):
+        return a == b
+    if a == b or (math.isnan(a) and math.isnan(b)):
+        return True
+    if not (isinstance(floor, float) and math.isfinite(floor)):
+        return math.isfinite(a) and math.isfinite(b)  # no floor to go by: only non-finite vs finite counts
+    return abs(a - b) <= 2 * PASS * floor
+
+
+def _differ(first: EngineOutcome | None, second: EngineOutcome | None, value_floor: Any, gradient_floor: Any) -> bool:
+    """Whether the engine answered one case two ways (beyond rounding noise)."""
+    if first is None or second is None:
+        return False
+    if first.status != second.status or not _same(first.value, second.value, value_floor):
+        return True
+    if first.gradient is None or second.gradient is None:
+        return (first.gradient is None) != (second.gradient is None)
+    floors = tuple(gradient_floor) if gradient_floor is not None else (math.nan,) * len(first.gradient)
+    return len(first.gradient) != len(second.gradient) or not all(
+        _same(g, h, f) for g, h, f in zip(first.gradient, second.gradient, floors))
+
+
+def _answer(host: Any, program: Program, point: Sequence[float]) -> EngineOutcome | None:
+    try:
+        return host.run(program, [point])[0]
+    except (EngineCrash, EngineTimeout):
+        return None
+
+
+def _answer_in(finding: Finding) -> EngineOutcome | None:
+    """The engine's answer a finding shows."""
+    report = next((o for o in finding.oracles if o.name == "engine"), None)
+    if report is None or report.status not in ("ok", "exception", "invalid"):
+        return None
+    return EngineOutcome(report.status, report.value, report.gradient, report.error)
+
+
+def _text(answer: EngineOutcome | None) -> str:
+    if answer is None:
+        return "no answer (a crash or a hang)"
+    if answer.status == "exception":
+        return f"an exception ({answer.error})"
+    gradient = "None" if answer.gradient is None else "(" + ", ".join(map(format_number, answer.gradient)) + ")"
+    return f"value {format_number(answer.value)}, gradient {gradient}" + (f" ({answer.error})" if answer.error else "")
+
+
+def _wavers(host: Any, expr: Any, at: Sequence[float]) -> tuple[EngineOutcome, EngineOutcome] | None:
+    """Two different answers of ``expr`` at ``at`` over a few runs, or None if steady."""
+    try:
+        answers = host.run(compile_program(expr), [at] * UNSTEADY_REPEATS)
+    except (EngineCrash, EngineTimeout):
+        return None
+    for other in answers[1:]:
+        # Exactly: one op alone has no accumulation order to vary.
+        if _differ(answers[0], other, 0.0, (0.0,) * len(at)):
+            return answers[0], other
+    return None
+
+
+def _unsteady_blame(host: Any, program: Program, point: Sequence[float], node_values: Sequence[float]) -> Blame:
+    """The op that answers differently at the same inputs: each op of the case alone,
+    a few times, at the inputs it had; and, as a control, an op the case does not use.
+    If the control wavers too, the backward pass (or state kept between calls) is to
+    blame, not an op."""
+    wavering: list[tuple[int, str, Any, tuple, tuple]] = []
+    seen: set[str] = set()
+    for node in program.op_nodes():
+        op = program.ops[node]
+        if op in seen:
+            continue
+        seen.add(op)
+        alone = alone_expression(program, node, node_values)
+        if alone is None:
+            continue
+        answers = _wavers(host, *alone)
+        if answers is not None:
+            wavering.append((node, op, alone[0], alone[1], answers))
+    control = next((op for op in ("add", "mul", "sub", "neg") if op in getattr(host, "supported", ()) and op not in seen), None)
+    if wavering and control is not None:
+        expr = apply(control, var("a")) if OPS[control].arity == 1 else apply(control, var("a"), var("b"))
+        at = BENIGN[: OPS[control].arity]
+        if _wavers(host, expr, at) is not None:
+            return Blame("engine", "backward", "", f"every op tried answers differently from call to call, even {expr} "
+                         f"at {format_point(('a', 'b'), at)}, which this case does not use: the backward pass, or state "
+                         "the engine keeps between calls, is nondeterministic")
+    if wavering:
+        node, op, expr, at, (one, two) = wavering[0]
+        names = compile_program(expr).variables
+        return Blame("engine", op, str(expr), f"{op} alone answers differently at the same inputs ({expr} at "
+                     f"{format_point(names, at)}): {_text(one)}, then {_text(two)}", node, tuple(at))
+    return Blame("engine", None, "", "every op alone answers the same each time; only the whole expression does not")
+
+
+def _unsteady_finding(host: Any, occurrence: _Occurrence) -> Finding | None:
+    """A ``nondeterministic`` finding: the case and both of its answers."""
+    program = compile_program(parse(occurrence.expression))
+    point = occurrence.points[occurrence.point]
+    first, second = occurrence.answers
+    message = (f"the same case answered two ways at {format_point(program.variables, point)}: "
+               f"first {_text(first)}; then {_text(second)}")
+    finding = build_finding(host, program, point, crash=("nondeterministic", message), blame=occurrence.blame)
+    if finding is None:
+        return None
+    # The engine's row shows the first answer (a "nondeterministic" status is no answer).
+    rows = tuple(OracleReport("engine", first.status, first.value, first.gradient, first.error)
+                 if o.name == "engine" and first is not None else o for o in finding.oracles)
+    answers = [None if a is None else {"status": a.status, "value": a.value, "gradient": a.gradient, "error": a.error}
+               for a in (first, second)]
+    return replace(finding, oracles=rows, extra={**finding.extra, "answers": jsonable(answers)})
 
 
 # -- workers ---------------------------------------------------------------------
@@ -447,8 +636,8 @@ def _worker_explore(shard: int, requested: int) -> _ShardResult:
     return _explore(_worker_host(), _WORKER["config"], shard, requested, _WORKER["stop"], _worker_tick)
 
 
-def _worker_shrink(occurrence: _Occurrence, quarantine: list) -> Finding | None:
-    return _shrink(_worker_host(), _WORKER["config"], occurrence, quarantine, _WORKER["stop"])
+def _worker_shrink(occurrence: _Occurrence, quarantine: list, deadline: float | None) -> Finding | None:
+    return _shrink(_worker_host(), _WORKER["config"], occurrence, quarantine, _WORKER["stop"], deadline)
 
 
 # -- the campaign -------------------------------------------------------------------
@@ -555,7 +744,8 @@ def check_engine(
         seed: the same seed gives the same findings (whatever ``workers`` is).
         ops: op names (or ``"mul,tanh"``) to exercise; default every op the engine has.
         timeout: seconds one case may take before it counts as a hang.
-        time_budget: stop exploring after this many seconds (findings are kept).
+        time_budget: stop exploring after this many seconds (findings are kept, and
+            shrunk for at most half as long again).
         workers: processes to run shards in (needs an importable engine).
         isolate: run the engine in a sandbox process (default: whenever it can be
             re-imported there).
@@ -563,7 +753,8 @@ def check_engine(
 
     Returns:
         A frozen :class:`CampaignResult`; ``result.ok`` is True when there is no
-        error finding.
+        error finding and some example was judged (``result.unjudged`` says why
+        none was).
 
     Raises:
         ValueError: bad arguments (one line naming the value and what was expected).
@@ -595,7 +786,7 @@ def check_engine(
             smoke = _smoke(host, tested, pressed)
             config = _Config(target, tested, seed, float(timeout), MAX_LEAVES, POINTS_PER_CASE,
                              started + time_budget if time_budget else None,
-                             frozenset(o.signature[2] for o in smoke))
+                             frozenset(o.signature[2] for o in smoke), time_budget)
             shards = list(range(math.ceil(examples / SHARD_SIZE)))
             if pressed.is_set():
                 findings, results = [], []
@@ -609,7 +800,7 @@ def check_engine(
         host.close()
     stopped = "interrupted" if pressed.is_set() else next((r.stopped for r in results if r.stopped), "completed")
     _, counts, notes = _merge(results)
-    found = [f for f in findings if f is not None]
+    found = _distinct([f for f in findings if f is not None])
     errors = tuple(sorted((f for f in found if f.blame.backend == "engine" and f.severity == "error"), key=_order))
     # A warning about an op that already has an error of the same kind is the same
     # bug seen where it happens to be small (a float32 derivative near 0).
@@ -617,15 +808,68 @@ def check_engine(
     warnings = tuple(sorted((f for f in found if f.blame.backend == "engine" and f.severity != "error"
                              and (f.kind, f.blame.op) not in wrong), key=_order))
     oracle_findings = tuple(sorted((f for f in found if f.blame.backend != "engine"), key=_order))
+    tried = sum(r.examples for r in results)
     return CampaignResult(
-        engine=name, seed=seed, examples=sum(r.examples for r in results), requested=examples,
+        engine=name, seed=seed, examples=tried, requested=examples,
         ops=tested, supported=tuple(host.supported), missing=missing, findings=errors, warnings=warnings,
         counts=dict(counts), notes=dict(notes), conventions=conventions, duration=time.time() - started,
         stopped=stopped, workers=workers, skipped=sum(r.skipped for r in results), oracle_findings=oracle_findings,
         quarantined=tuple(sorted(config.quarantined)),
         settings={"timeout": timeout, "time_budget": time_budget, "max_leaves": MAX_LEAVES,
                   "points_per_case": POINTS_PER_CASE, "shard_size": SHARD_SIZE},
+        unjudged=_unjudged(stopped, tried, sum(r.skipped for r in results), counts, _judged(results)),
+        judged=_judged(results),
     )
+
+
+def _judged(results: Sequence[_ShardResult]) -> dict[str, dict[str, int]]:
+    total: Counter = Counter()
+    for result in results:
+        total.update(result.judged)
+    by: dict[str, dict[str, int]] = {}
+    for (quantity, state), n in sorted(total.items()):
+        by.setdefault(f"{quantity}s", {})[state] = n
+    return by
+
+
+def _unjudged(stopped: str, examples: int, skipped: int, counts: Counter, judged: dict | None = None) -> str:
+    """Why no point was judged ("" if some were).
+
+    Example:
+        >>> _unjudged("time-budget", 0, 0, Counter())
+        'nothing was judged: the time budget ran out before the first example'
+    """
+    if judged and sum(counts.values()) and not any(by.get("judged") for by in judged.values()):
+        return "nothing was judged: no value or partial derivative of any example could be judged"
+    if sum(counts.values()):
+        return ""
+    if examples == 0:
+        why = {"time-budget": "the time budget ran out", "interrupted": "the run was interrupted"}.get(stopped, "the run stopped")
+        return f"nothing was judged: {why} before the first example"
+    if skipped == examples:
+        return "nothing was judged: every example used an op quarantined for crashing or hanging"
+    return "nothing was judged: no point of any example could be judged"
+
+
+def _distinct(findings: list[Finding]) -> list[Finding]:
+    """One ``nondeterministic`` finding per op: several cases may show the same
+    wavering op, found by different routes (while exploring, or when a finding did
+    not reproduce)."""
+    seen: set = set()
+    kept = []
+    for f in findings:
+        if f.kind == "nondeterministic":
+            if f.signature in seen:
+                continue
+            seen.add(f.signature)
+        kept.append(f)
+    return kept
+
+
+def _shrink_deadline(config: _Config) -> float | None:
+    """When shrinking must end (``time.time()``): with a time budget, a share of it
+    after exploring ends, however exploring ended; past it, findings stay unshrunk."""
+    return None if config.budget is None else time.time() + SHRINK_SHARE * config.budget
 
 
 def _serial(host: Any, config: _Config, shards: list[int], examples: int, progress: Callable | None,
@@ -646,11 +890,11 @@ def _serial(host: Any, config: _Config, shards: list[int], examples: int, progre
     first, _, _ = _merge(results)
     quarantine = {r.shard: r.quarantine for r in results}
     findings = []
-    stopped = any(r.stopped for r in results)
+    deadline = _shrink_deadline(config)
     for occurrence in first.values():
-        if not stopped and not pressed.is_set():
+        if not pressed.is_set():
             try:
-                findings.append(_shrink(host, config, occurrence, quarantine[occurrence.shard], pressed))
+                findings.append(_shrink(host, config, occurrence, quarantine[occurrence.shard], pressed, deadline))
                 continue
             except KeyboardInterrupt:  # stop shrinking; keep everything found
                 pressed.set()
@@ -670,6 +914,8 @@ def _unshrunk(host: Any, occurrence: _Occurrence) -> Finding | None:
     """The finding as first seen (no time to shrink it)."""
     if occurrence.crash:
         return _crash_finding(host, occurrence)
+    if occurrence.answers:
+        return _unsteady_finding(host, occurrence)
     return _finding_of(host, occurrence, occurrence, False)
 
 
@@ -693,10 +939,9 @@ def _parallel(config: _Config, shards: list[int], examples: int, workers: int, p
                     raise KeyboardInterrupt
             first, _, _ = _merge(results)
             quarantine = {r.shard: r.quarantine for r in results}
-            stopped = any(r.stopped for r in results)
-            if not stopped:
-                jobs = [pool.submit(_worker_shrink, occ, quarantine[occ.shard]) for occ in first.values()]
-                findings = _gather(jobs, pressed)
+            deadline = _shrink_deadline(config)
+            jobs = [pool.submit(_worker_shrink, occ, quarantine[occ.shard], deadline) for occ in first.values()]
+            findings = _gather(jobs, pressed)
         except KeyboardInterrupt:
             pressed.set()
             stop.set()

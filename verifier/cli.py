@@ -1,8 +1,10 @@
 """The ``verifier`` command (also ``python -m verifier``).
 
 Exit codes: 0 no error finding; 1 error findings (or, for ``replay``, a finding that
-still fails); 2 a usage or configuration error, reported in one line; 130 the run
-was interrupted (the partial report is still written).
+still fails); 2 a usage or configuration error, reported in one line; 3 nothing was
+judged (e.g. the time budget ran out before the first example: a run that checked
+nothing is never green; the report says why); 130 the run was interrupted (the
+partial report is still written).
 """
 
 from __future__ import annotations
@@ -26,6 +28,9 @@ Examples:
   verifier compare "tanh(x0*x1) - 3/x1" --at x0=0.5,x1=2
   verifier replay report.json --id F1a2b3c4d
 """
+
+
+NOTHING_JUDGED = 3  # exit code of a check that judged no example
 
 
 class UsageFailure(Exception):
@@ -60,7 +65,8 @@ def cli() -> None:
 @click.option("--timeout", type=click.FloatRange(min=0, min_open=True), default=10.0, show_default=True,
               help="Seconds one case may take before it counts as a hang.")
 @click.option("--time-budget", type=click.FloatRange(min=0, min_open=True), default=None,
-              help="Stop exploring after this many seconds; what was found is reported.")
+              help="Stop exploring after this many seconds; what was found is shrunk for at most half as "
+                   "long again, and reported. A run that judged nothing exits 3.")
 @click.option("--workers", type=click.IntRange(min=1), default=1, show_default=True, help="Processes to run shards in.")
 def check(target: str, examples: int, seed: int, ops: str | None, json_path: Path | None, report_path: Path | None,
           timeout: float, time_budget: float | None, workers: int) -> None:
@@ -96,7 +102,9 @@ def check(target: str, examples: int, seed: int, ops: str | None, json_path: Pat
     _summary(_console(), result, json_path, report_path)
     if result.stopped == "interrupted":
         raise SystemExit(130)
-    raise SystemExit(0 if result.ok else 1)
+    if result.findings:
+        raise SystemExit(1)
+    raise SystemExit(NOTHING_JUDGED if result.unjudged else 0)
 
 
 class _Progress:
@@ -156,7 +164,9 @@ def _summary(console: Any, result: Any, json_path: Path | None, report_path: Pat
         console.print(f"[{'red' if finding.severity == 'error' else 'yellow'}]{finding.severity}[/] "
                       f"{finding.kind} · {_plain(finding.blame.op or finding.blame.backend)}: "
                       f"{_plain(finding.expression)} at {where}\n    {_plain(finding.message)}")
-    if not result.findings:
+    if result.unjudged:
+        console.print(f"[red]{_plain(result.unjudged[:1].upper() + result.unjudged[1:])}[/red]; this run proves nothing.")
+    elif not result.findings:
         console.print(f"[green]No discrepancies[/green] in {result.examples} examples"
                       + (f" ({len(result.warnings)} warnings)" if result.warnings else "") + ".")
     for label, path in (("JSON", json_path), ("report", report_path)):

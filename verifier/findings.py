@@ -113,7 +113,9 @@ class Finding:
     """One discrepancy, shrunk and blamed.
 
     Attributes:
-        kind: ``value``, ``gradient``, ``exception``, ``invalid``, ``crash`` or ``timeout``.
+        kind: ``value``, ``gradient``, ``exception``, ``invalid``, ``crash``, ``timeout`` or
+            ``nondeterministic`` (the same case answered two ways: both answers in
+            ``extra["answers"]``).
         severity: ``error`` or ``warning``.
         cause: ``engine``, ``precision``, ``domain``, ``oracle`` or ``unstable``
             (right at ordinary inputs, broken at extreme ones: see :mod:`verifier.stability`).

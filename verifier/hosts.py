@@ -6,6 +6,13 @@ A sandbox survives what an engine can do: an exception or a None result is data
 timeout; in both cases the sandbox is restarted for the next case. The engine's own
 prints go to /dev/null.
 
+Only plain data crosses back: the child turns every outcome into a tuple of exact
+builtin floats, complex numbers, strings, ints and None
+(:meth:`EngineOutcome.to_tuple`), and the parent reads answers with an unpickler
+that can build nothing but ``complex`` (the engine could write its own bytes to the
+answer channel: a forged pickle must not run code here). An answer that does not
+decode to that shape is an :class:`EngineCrash`.
+
 Example:
     >>> with Sandbox("engine:Value", timeout=10) as host:
     ...     host.supported[:3]
@@ -14,6 +21,7 @@ Example:
 
 from __future__ import annotations
 
+import io
 import os
 import pickle
 import select
@@ -26,7 +34,7 @@ from typing import Any, Sequence
 
 from verifier.expr import Program
 from verifier.loader import EngineLoadError, load_engine, target_of
-from verifier.run_engine import EngineOutcome, probe, run
+from verifier.run_engine import EngineOutcome, describe_error, plain_text, probe, run
 
 __all__ = ["EngineCrash", "EngineTimeout", "InProcess", "Sandbox", "open_host", "engine_name"]
 
@@ -71,6 +79,26 @@ class InProcess:
 
 
 _HEADER = struct.Struct("!Q")
+MAX_ANSWER = 64 << 20  # bytes; a real answer (8 points, a few hundred nodes) is a few kB
+
+
+class _PlainUnpickler(pickle.Unpickler):
+    """Builds only what plain data needs: tuples, lists, str, int, float, None are
+    pickle opcodes; complex is the one class it may look up."""
+
+    def find_class(self, module: str, name: str) -> Any:
+        if (module, name) == ("builtins", "complex"):
+            return complex
+        raise pickle.UnpicklingError(f"refused to load {module}.{name}"[:120])
+
+
+def _loads(payload: bytes) -> Any:
+    """Plain data from an answer; ValueError for anything else (garbled or forged)."""
+    try:
+        return _PlainUnpickler(io.BytesIO(payload)).load()
+    except Exception as error:  # noqa: BLE001 - garbage may fail in any way
+        # One line: the message may quote names the forged bytes chose.
+        raise ValueError(" ".join(f"{type(error).__name__}: {error}".split())[:200]) from None
 
 
 def _send(stream: Any, message: Any) -> None:
@@ -101,9 +129,38 @@ def _read_exactly(fd: int, size: int, deadline: float | None) -> bytes:
 
 
 def _receive(fd: int, timeout: float | None) -> Any:
+    """One answer from the sandbox, as plain data.
+
+    Raises:
+        TimeoutError, EOFError: see :func:`_read_exactly`.
+        ValueError: the bytes are not a plain-data answer.
+    """
     deadline = None if timeout is None else time.monotonic() + timeout
     (size,) = _HEADER.unpack(_read_exactly(fd, _HEADER.size, deadline))
-    return pickle.loads(_read_exactly(fd, size, deadline))
+    if size > MAX_ANSWER:
+        raise ValueError(f"an answer of {size} bytes")
+    return _loads(_read_exactly(fd, size, deadline))
+
+
+def _outcomes(answer: Any, program: Program, count: int) -> list[EngineOutcome]:
+    """The outcomes in an ``("ok", [tuple, ...])`` answer, each checked against the
+    program's shape (the judge indexes gradients by variable).
+
+    Raises:
+        ValueError: anything else.
+    """
+    if type(answer) is not tuple or len(answer) != 2 or answer[0] != "ok" or type(answer[1]) is not list:
+        raise ValueError("not an answer")
+    if len(answer[1]) != count:
+        raise ValueError(f"{len(answer[1])} outcomes for {count} points")
+    outcomes = [EngineOutcome.from_tuple(item) for item in answer[1]]
+    for o in outcomes:
+        if o.gradient is not None and len(o.gradient) != len(program.variables):
+            raise ValueError(f"a gradient of {len(o.gradient)} partials for {len(program.variables)} variables")
+        # Up to the node that failed, when building the graph failed.
+        if any(xs is not None and len(xs) > len(program) for xs in (o.node_values, o.node_grads)):
+            raise ValueError("node values that do not match the graph")
+    return outcomes
 
 
 def serve(target: str) -> None:
@@ -123,10 +180,10 @@ def serve(target: str) -> None:
         engine = load_engine(target)
         supported, missing = probe(engine)
     except EngineLoadError as error:
-        _send(answers, ("error", str(error)))
+        _send(answers, ("error", plain_text(str(error))))
         return
     except BaseException as error:  # noqa: BLE001 - e.g. SystemExit while importing
-        _send(answers, ("error", f"loading {target} failed: {type(error).__name__}"))
+        _send(answers, ("error", f"loading {target} failed: {describe_error(error).partition(':')[0]}"))
         return
     _send(answers, ("ready", supported, missing))
     while True:
@@ -138,7 +195,8 @@ def serve(target: str) -> None:
         if message[0] == "close":
             return
         _, program, points, record = message
-        _send(answers, ("ok", run(engine, program, points, record=record)))
+        # Plain tuples only (run already made every number an exact builtin).
+        _send(answers, ("ok", [o.to_tuple() for o in run(engine, program, points, record=record)]))
 
 
 class Sandbox:
@@ -179,9 +237,18 @@ class Sandbox:
         except EOFError:
             code = process.wait()
             raise EngineLoadError(f"engine {self.name!r} crashed while loading ({_exit_reason(code)})") from None
-        if message[0] == "error":
+        except ValueError as error:
+            process.kill()
             process.wait()
-            raise EngineLoadError(message[1])
+            raise EngineLoadError(f"engine {self.name!r} sent a garbled answer while loading ({error})") from None
+        if type(message) is tuple and len(message) == 2 and message[0] == "error" and type(message[1]) is str:
+            process.wait()
+            raise EngineLoadError(" ".join(message[1].split())[:300])
+        if not (type(message) is tuple and len(message) == 3 and message[0] == "ready"
+                and all(type(names) is tuple and all(type(n) is str for n in names) for names in message[1:])):
+            process.kill()
+            process.wait()
+            raise EngineLoadError(f"engine {self.name!r} sent a garbled answer while loading")
         _, self.supported, self.missing = message
         self._process = process
 
@@ -205,17 +272,21 @@ class Sandbox:
             self.restarts += 1
             self._start()
         process = self._process
+        rows = [tuple(map(float, p)) for p in points]
         try:
-            _send(process.stdin, ("run", program, [tuple(map(float, p)) for p in points], record))
-            _, outcomes = _receive(process.stdout.fileno(), self.timeout)
-            return outcomes
+            _send(process.stdin, ("run", program, rows, record))
+            return _outcomes(_receive(process.stdout.fileno(), self.timeout), program, len(points))
         except TimeoutError:
             self._kill()
             raise EngineTimeout(f"no answer within {self.timeout:g} s (an infinite loop?)") from None
-        except (EOFError, OSError, pickle.UnpicklingError):
+        except (EOFError, OSError):
             code = process.wait()
             self._kill()
             raise EngineCrash(f"the engine's process died ({_exit_reason(code)})") from None
+        except ValueError as error:
+            # Something wrote its own bytes to the answer channel: out of step for good.
+            self._kill()
+            raise EngineCrash(f"the engine's process sent a garbled answer ({error})") from None
         except BaseException:
             # Interrupted half-way through a message: the channel is out of step.
             self._kill()

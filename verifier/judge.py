@@ -44,7 +44,7 @@ __all__ = ["Verdict", "judge_point", "judge_oracle", "PASS", "ERROR", "format_po
 PASS = 4.0
 ERROR = 1024.0
 PRECISION_ONLY = 1e-5  # relative errors below this are precision losses, not wrong formulas
-KIND_ORDER = ("crash", "timeout", "exception", "invalid", "value", "gradient")
+KIND_ORDER = ("crash", "timeout", "nondeterministic", "exception", "invalid", "value", "gradient")
 
 
 @dataclass(frozen=True)

@@ -19,15 +19,52 @@ Example:
 from __future__ import annotations
 
 from dataclasses import dataclass
-from numbers import Real
 from typing import Any, Sequence
 
 from verifier.expr import Program
 from verifier.ops import OPS
 
-__all__ = ["EngineOutcome", "probe", "run", "build", "describe_error"]
+__all__ = ["EngineOutcome", "probe", "run", "build", "describe_error", "plain_number", "plain_text"]
 
 MAX_MESSAGE = 300
+STATUSES = ("ok", "exception", "invalid")
+
+
+def plain_number(x: Any) -> float | complex | None:
+    """``x`` as an exact ``float`` or ``complex`` if it is one (or a subclass of one),
+    else None. Reads the stored number at C level, so no method of a subclass runs:
+    only builtin types may cross to the parent (a subclass could carry a hostile
+    ``__reduce__`` into its unpickler).
+
+    Example:
+        >>> class Sneaky(complex): pass
+        >>> type(plain_number(Sneaky(1, 2))), plain_number("1.0")
+        (<class 'complex'>, None)
+    """
+    kind = type(x)  # not isinstance: a __class__ property can fake that
+    if kind is float or kind is complex:
+        return x
+    if issubclass(kind, float):
+        return float.__float__(x)
+    if issubclass(kind, complex):
+        return complex(complex.real.__get__(x), complex.imag.__get__(x))
+    return None
+
+
+def plain_text(x: Any) -> str:
+    """``x`` as an exact ``str`` (a copy, if it is a subclass; ``"?"`` if not a string).
+
+    Example:
+        >>> class Loud(str): pass
+        >>> type(plain_text(Loud("hi"))), plain_text(3)
+        (<class 'str'>, '?')
+    """
+    return str.__str__(x) if issubclass(type(x), str) else "?"
+
+
+def _type_name(x: Any) -> str:
+    # type's own getter: a metaclass may define a __name__ property that raises.
+    return plain_text(type.__dict__["__name__"].__get__(type(x)))
 
 
 @dataclass(frozen=True)
@@ -55,14 +92,61 @@ class EngineOutcome:
     node_values: tuple[Any, ...] | None = None
     node_grads: tuple[Any, ...] | None = None
 
+    def to_tuple(self) -> tuple:
+        """The outcome as a tuple of exact builtin values (what the sandbox sends)."""
+        def numbers(xs: Any) -> tuple | None:
+            return None if xs is None else tuple(plain_number(x) for x in xs)
+
+        node = self.node if type(self.node) is int else None
+        return (plain_text(self.status), plain_number(self.value), numbers(self.gradient), plain_text(self.error),
+                plain_text(self.stage), node, numbers(self.node_values), numbers(self.node_grads))
+
+    @classmethod
+    def from_tuple(cls, data: Any) -> EngineOutcome:
+        """Rebuild an outcome from :meth:`to_tuple`'s form, checking every type.
+
+        Raises:
+            ValueError: ``data`` is not such a tuple (a garbled or forged answer).
+
+        Example:
+            >>> EngineOutcome.from_tuple(("ok", 1.0, (2.0,), "", "", None, None, None)).gradient
+            (2.0,)
+            >>> EngineOutcome.from_tuple(("ok", "1.0", None, "", "", None, None, None))
+            Traceback (most recent call last):
+            ...
+            ValueError: not an engine outcome: field 1 is a str
+        """
+        if type(data) is not tuple or len(data) != 8:
+            raise ValueError(f"not an engine outcome: a {_type_name(data)}")
+        status, value, gradient, error, stage, node, values, grads = data
+
+        def check(ok: bool, field: int, x: Any) -> None:
+            if not ok:
+                raise ValueError(f"not an engine outcome: field {field} is a {_type_name(x)}")
+
+        def number(x: Any) -> bool:
+            return x is None or type(x) is float or type(x) is complex
+
+        def numbers(xs: Any) -> bool:
+            return xs is None or (type(xs) is tuple and all(number(x) for x in xs))
+
+        check(type(status) is str and status in STATUSES, 0, status)
+        check(number(value), 1, value)
+        check(numbers(gradient), 2, gradient)
+        check(type(error) is str and type(stage) is str, 3, error)
+        check(node is None or (type(node) is int and node >= 0), 5, node)
+        check(numbers(values) and numbers(grads), 6, values)
+        return cls(status, value, gradient, error, stage, node, values, grads)
+
 
 def describe_error(error: BaseException) -> str:
     """``Type: message``, one line, bounded, safe even if ``str()`` itself fails."""
     try:
-        message = str(error)
+        message = plain_text(str(error))  # a hostile __str__ may return a str subclass
     except Exception:  # noqa: BLE001 - hostile __str__
         message = "<unprintable message>"
-    text = f"{type(error).__name__}: {message}" if message else type(error).__name__
+    name = _type_name(error)
+    text = f"{name}: {message}" if message else name
     text = " ".join(text.split())
     return text if len(text) <= MAX_MESSAGE else text[: MAX_MESSAGE - 3] + "..."
 
@@ -88,16 +172,19 @@ class _Junk(Exception):
 
 
 def _number(x: Any) -> float | complex | None:
-    if isinstance(x, bool):
-        return float(x)
-    if isinstance(x, Real):
-        return float(x)
-    if isinstance(x, complex):
-        return x
+    """An exact float or complex (see :func:`plain_number`), or None."""
+    number = plain_number(x)
+    if number is not None:
+        return number
+    if issubclass(type(x), int):
+        return int.__float__(x)  # bool too; OverflowError for a huge int: unreadable
+    if issubclass(type(x), str):
+        return None  # float("1.5") would read a string as a number
     try:
-        return float(x)
+        number = float(x)  # Fraction, Decimal, a 0-d tensor...
     except Exception:  # noqa: BLE001 - e.g. None, a tensor, a string
         return None
+    return plain_number(number)  # __float__ may return a float subclass
 
 
 def _read(node: Any, attribute: str) -> float | complex | None:
@@ -113,9 +200,9 @@ def _describe_result(result: Any) -> str:
     if result is None:
         return "None"
     try:
-        text = repr(result)
+        text = plain_text(repr(result))
     except Exception:  # noqa: BLE001
-        text = f"<{type(result).__name__}>"
+        text = f"<{_type_name(result)}>"
     return text if len(text) <= 80 else text[:77] + "..."
 
 
@@ -196,19 +283,31 @@ def _evaluate(engine: type, program: Program, point: Sequence[float], record: bo
     except (KeyboardInterrupt, GeneratorExit):
         raise
     except BaseException as error:  # noqa: BLE001 - SystemExit from a hostile engine too
-        if isinstance(error, _Junk):
-            return EngineOutcome("invalid", value, None, str(error), stage, error.node, *_nodes(built, record))  # type: ignore[attr-defined]
-        return EngineOutcome("exception", value, None, describe_error(error), stage, getattr(error, "node", None), *_nodes(built, record))
+        if type(error) is _Junk:  # not isinstance: an engine's exception may fake its __class__
+            return EngineOutcome("invalid", value, None, str(error), stage, _node_of(error), *_nodes(built, record))
+        return EngineOutcome("exception", value, None, describe_error(error), stage, _node_of(error), *_nodes(built, record))
     if any(g is None for g in gradient):
         return EngineOutcome("invalid", value, gradient, ".grad of a leaf is not a number", stage, None, *_nodes(built, record))
     return EngineOutcome("ok", value, gradient, "", "", None, *_nodes(built, record))
 
 
+def _node_of(error: BaseException) -> int | None:
+    """The node ``build`` tagged the error with (an engine's exception may answer
+    anything for ``.node``, or raise)."""
+    try:
+        node = error.__dict__.get("node")
+    except Exception:  # noqa: BLE001 - a hostile __dict__
+        return None
+    return node if type(node) is int else None
+
+
 def _nodes(built: list[Any], record: bool) -> tuple[Any, Any]:
     if not record:
         return None, None
-    values = tuple(n if isinstance(n, float) else _read(n, "data") for n in built)
-    grads = tuple(None if isinstance(n, float) else _read(n, "grad") for n in built)
+    # type() is float: constants are the program's own floats (engine objects are
+    # never floats: build rejects them).
+    values = tuple(n if type(n) is float else _read(n, "data") for n in built)
+    grads = tuple(None if type(n) is float else _read(n, "grad") for n in built)
     return values, grads
 
 
@@ -218,5 +317,7 @@ def run(engine: type, program: Program, points: Sequence[Sequence[float]], *, re
     Args:
         record: also return every node's ``.data`` and ``.grad`` (for blame).
     """
-    return [_evaluate(engine, program, point, record) for point in points]
+    # Through the plain form: whatever the engine made, only exact builtin
+    # numbers and strings come out (in this process as across the sandbox).
+    return [EngineOutcome.from_tuple(_evaluate(engine, program, point, record).to_tuple()) for point in points]
 
