@@ -47,19 +47,20 @@ from hypothesis import HealthCheck, Phase, find
 from hypothesis import settings as hypothesis_settings
 from hypothesis.errors import NoSuchExample, Unsatisfiable
 
-from verifier.blame import BENIGN, alone_expression, blame_engine
+from verifier.blame import blame_engine
 from verifier.evaluate import judge_case
 from verifier.evidence import build_finding
-from verifier.expr import Program, apply, compile_program, from_program, var
+from verifier.expr import Program, compile_program, from_program
 from verifier.findings import Blame, Finding, OracleReport, jsonable
 from verifier.hosts import EngineCrash, EngineTimeout, InProcess, Sandbox, open_host
-from verifier.judge import KIND_ORDER, PASS, format_number, format_point, worst
+from verifier.judge import KIND_ORDER, format_point, worst
 from verifier.loader import target_of
 from verifier.ops import OPS, op_names
 from verifier.parsing import parse
 from verifier.reference import exact
 from verifier.run_engine import EngineOutcome
 from verifier.strategies import Case, cases
+from verifier.unsteady import answer, answer_in, answer_text, differ, unsteady_blame
 
 __all__ = ["check_engine", "CampaignResult"]
 
@@ -142,6 +143,18 @@ class CampaignResult:
         judged: values and partials by whether they were judged, or why not:
             ``{"values": {"judged": n, ...}, "partials": {...}}`` (empty if the judge
             does not count them).
+        occurrences: how many examples showed each signature ``(kind, backend,
+            op, severity)`` while exploring (empty if not counted): the count of
+            :meth:`summary_by_op`.
+
+    In a notebook a result shows as the report's verdict, findings by op and
+    finding cards; ``repr()`` is one line; :meth:`write_report` writes the HTML
+    page (and its JSON) from Python.
+
+    Example:
+        >>> result = check_engine("engine:Value", examples=5, seed=1, ops="add")
+        >>> repr(result)
+        "<CampaignResult engine:Value: no discrepancies in 5 examples (seed 1)>"
     """
 
     engine: str
@@ -165,6 +178,7 @@ class CampaignResult:
     settings: dict[str, Any] = field(default_factory=dict)
     unjudged: str = ""
     judged: dict[str, dict[str, int]] = field(default_factory=dict)
+    occurrences: dict[tuple, int] = field(default_factory=dict)
 
     @property
     def ok(self) -> bool:
@@ -173,11 +187,77 @@ class CampaignResult:
         return not self.findings and not self.unjudged
 
     def summary_by_op(self) -> list[tuple[str, str, str, int]]:
-        """``(op, kind, severity, count)`` rows, one per finding signature."""
+        """``(op, kind, severity, count)`` rows, one per finding signature; count is
+        how many examples showed it while exploring (at least 1: a finding of the
+        smoke test, or of an uncounted run, counts once)."""
         rows: Counter = Counter()
         for f in self.findings + self.warnings:
-            rows[(f.blame.op or f.blame.backend, f.kind, f.severity)] += 1
+            shown = self.occurrences.get((f.kind, f.blame.backend, f.blame.op, f.severity), 0)
+            rows[(f.blame.op or f.blame.backend, f.kind, f.severity)] += max(1, shown)
         return [(op, kind, sev, n) for (op, kind, sev), n in sorted(rows.items())]
+
+    def __repr__(self) -> str:
+        from verifier.display import plural
+
+        tried = f"{plural(self.examples, 'example')} (seed {self.seed})"
+        if self.unjudged:
+            text = f"{self.unjudged} ({tried})"
+        elif not self.findings:
+            text = f"no discrepancies in {tried}"
+        else:
+            ops = dict.fromkeys(str(f.blame.op or f.blame.backend) for f in self.findings)
+            text = f"{plural(len(self.findings), 'error')} in {tried}; at fault: {', '.join(ops)}"
+        extra = [plural(n, word) for n, word in ((len(self.warnings), "warning"), (len(self.oracle_findings), "oracle note")) if n]
+        stopped = "" if self.stopped == "completed" else f"; stopped early ({self.stopped})"
+        return f"<CampaignResult {self.engine}: {text}{' (' + ', '.join(extra) + ')' if extra else ''}{stopped}>"
+
+    def _repr_html_(self) -> str:
+        """The report's verdict and findings by op, then each finding's card."""
+        from verifier.display import result_html
+
+        shown = self.findings + self.warnings + self.oracle_findings
+        return result_html(self.to_dict(), repr(self), [(f.to_dict(), str(f)) for f in shown], engine=self.engine)
+
+    def write_json(self, path: Any) -> Any:
+        """Write the JSON report (what ``verifier check --json`` writes).
+
+        Args:
+            path: where (a str or a path); missing folders are made.
+
+        Returns:
+            The path written, a :class:`pathlib.Path`.
+        """
+        from reports import write_json
+
+        return write_json(self.to_dict(), path)
+
+    def write_report(self, path: Any, *, json_path: Any = None) -> Any:
+        """Write the HTML report to ``path`` and the JSON report beside it (what
+        ``verifier check --report`` writes).
+
+        Args:
+            path: the page, e.g. ``"report.html"`` (a str or a path).
+            json_path: the JSON report (default: ``path`` with the suffix ``.json``),
+                which the page's ``verifier replay`` lines name.
+
+        Returns:
+            The page's path, a :class:`pathlib.Path`.
+
+        Example:
+            >>> import tempfile, pathlib
+            >>> folder = pathlib.Path(tempfile.mkdtemp())
+            >>> result = check_engine("engine:Value", examples=5, seed=1, ops="add")
+            >>> result.write_report(folder / "r.html").name, (folder / "r.json").exists()
+            ('r.html', True)
+        """
+        from pathlib import Path
+
+        from reports import write_html, write_json
+
+        report = self.to_dict()
+        target = Path(json_path) if json_path is not None else Path(path).with_suffix(".json")
+        write_json(report, target)
+        return write_html(report, path, json_path=target)
 
     def to_dict(self) -> dict[str, Any]:
         """The JSON report (see the README for the schema)."""
@@ -231,27 +311,30 @@ def _case_signatures(host: Any, case: Case, oracles: bool, prefer: str | None = 
     points = case.points.tolist()
     if report.crash:
         kind = report.crash[0]
-        point = case.points[0]
+        index = _culprit(host, program, case.points)
+        point = case.points[index]
         blame = blame_engine(host, program, point, None, exact(program, point).node_values, prefer=prefer)
-        found.append(_Occurrence((kind, "engine", blame.op, "error"), "error", -1, -1, text, points, 0, blame, report.crash))
+        found.append(_Occurrence((kind, "engine", blame.op, "error"), "error", -1, -1, text, points, index, blame, report.crash))
         return found, report
     for judgement, severity in ((report.error, "error"), (report.warning, "warning")):
         if judgement is None:
             continue
         point = case.points[judgement.index]
         verdict = worst(judgement.verdicts)
-        if verdict.cause == "domain" and judgement.truth.node is not None:
-            op = program.ops[judgement.truth.node]
-            blame = Blame("engine", op, "", f"{op} is outside its domain here: {judgement.truth.detail}", judgement.truth.node)
+        node = verdict.node if verdict.node is not None else judgement.truth.node
+        if verdict.cause == "domain" and node is not None:
+            # The op whose engine input left its domain (recorded by the judge).
+            op = program.ops[node]
+            blame = Blame("engine", op, "", f"{op} is outside its domain here: {judgement.truth.detail}", node)
         else:
             try:
                 [outcome] = host.run(program, [point], record=True)
             except (EngineCrash, EngineTimeout):
                 outcome = judgement.outcome
-            if _differ(judgement.outcome, outcome, judgement.truth.value_floor, judgement.truth.gradient_floor):
+            if differ(judgement.outcome, outcome, judgement.truth.value_floor, judgement.truth.gradient_floor):
                 # Asked twice, answered two ways: whatever the verdict, it cannot be
                 # reproduced, so that is the finding (and shrinking it would be flaky).
-                blame = _unsteady_blame(host, program, point, judgement.truth.node_values)
+                blame = unsteady_blame(host, program, point, judgement.truth.node_values)
                 found.append(_Occurrence(("nondeterministic", "engine", blame.op, "error"), "error", -1, -1, text, points,
                                          judgement.index, blame, outcome=judgement.outcome, answers=(judgement.outcome, outcome)))
                 continue
@@ -264,6 +347,21 @@ def _case_signatures(host: Any, case: Case, oracles: bool, prefer: str | None = 
         found.append(_Occurrence((verdict.kind, "torch", None, "warning"), "warning", -1, -1, text, points, report.oracle.index, blame,
                                  extra_verdicts=tuple(report.oracle.verdicts)))
     return found, report
+
+
+def _culprit(host: Any, program: Program, points: np.ndarray) -> int:
+    """The point of a batch that crashes or hangs the engine, by bisection (a few
+    runs, not one per point: each hang costs a timeout)."""
+    low, high = 0, len(points)
+    while high - low > 1:
+        middle = (low + high) // 2
+        try:
+            host.run(program, points[low:middle])
+        except (EngineCrash, EngineTimeout):
+            high = middle
+            continue
+        low = middle
+    return low
 
 
 def _uses(case: Case, ops: set[str]) -> bool:
@@ -462,11 +560,11 @@ def _finding_of(host: Any, first: _Occurrence, match: _Occurrence, shrunk: bool)
     )
     if match.outcome is None or match.signature[1] != "engine":
         return finding
-    again = _answer_in(finding) if finding is not None else _answer(host, program, point)
+    again = answer_in(finding) if finding is not None else answer(host, program, point)
     floors = (finding.value_floor, finding.gradient_floor) if finding is not None else (math.nan, None)
-    if finding is None or _differ(match.outcome, again, *floors):
+    if finding is None or differ(match.outcome, again, *floors):
         truth = exact(program, point)
-        blame = _unsteady_blame(host, program, point, truth.node_values)
+        blame = unsteady_blame(host, program, point, truth.node_values)
         return _unsteady_finding(host, replace(match, answers=(match.outcome, again), blame=blame))
     return finding
 
@@ -487,124 +585,35 @@ def _crash_finding(host: Any, occurrence: _Occurrence) -> Finding | None:
 
 # -- nondeterminism -----------------------------------------------------------------
 
-UNSTEADY_REPEATS = 4  # runs of each op alone, at the same inputs, to see which one wavers
-
-
-def _same(a: Any, b: Any, floor: Any) -> bool:
-    """Two answers for one quantity agree: equal (nan included), or both within the
-    noise a correct engine may show between runs (accumulation order from a set of
-    children changes the rounding, not the verdict)."""
-    if a is None or b is None:
-        return a is None and b is None
-    if isinstance(a, complex) or isinstance(b, complex):
-        return a == b
-    if a == b or (math.isnan(a) and math.isnan(b)):
-        return True
-    if not (isinstance(floor, float) and math.isfinite(floor)):
-        return math.isfinite(a) and math.isfinite(b)  # no floor to go by: only non-finite vs finite counts
-    return abs(a - b) <= 2 * PASS * floor
-
-
-def _differ(first: EngineOutcome | None, second: EngineOutcome | None, value_floor: Any, gradient_floor: Any) -> bool:
-    """Whether the engine answered one case two ways (beyond rounding noise)."""
-    if first is None or second is None:
-        return False
-    if first.status != second.status or not _same(first.value, second.value, value_floor):
-        return True
-    if first.gradient is None or second.gradient is None:
-        return (first.gradient is None) != (second.gradient is None)
-    floors = tuple(gradient_floor) if gradient_floor is not None else (math.nan,) * len(first.gradient)
-    return len(first.gradient) != len(second.gradient) or not all(
-        _same(g, h, f) for g, h, f in zip(first.gradient, second.gradient, floors))
-
-
-def _answer(host: Any, program: Program, point: Sequence[float]) -> EngineOutcome | None:
-    try:
-        return host.run(program, [point])[0]
-    except (EngineCrash, EngineTimeout):
-        return None
-
-
-def _answer_in(finding: Finding) -> EngineOutcome | None:
-    """The engine's answer a finding shows."""
-    report = next((o for o in finding.oracles if o.name == "engine"), None)
-    if report is None or report.status not in ("ok", "exception", "invalid"):
-        return None
-    return EngineOutcome(report.status, report.value, report.gradient, report.error)
-
-
-def _text(answer: EngineOutcome | None) -> str:
-    if answer is None:
-        return "no answer (a crash or a hang)"
-    if answer.status == "exception":
-        return f"an exception ({answer.error})"
-    gradient = "None" if answer.gradient is None else "(" + ", ".join(map(format_number, answer.gradient)) + ")"
-    return f"value {format_number(answer.value)}, gradient {gradient}" + (f" ({answer.error})" if answer.error else "")
-
-
-def _wavers(host: Any, expr: Any, at: Sequence[float]) -> tuple[EngineOutcome, EngineOutcome] | None:
-    """Two different answers of ``expr`` at ``at`` over a few runs, or None if steady."""
-    try:
-        answers = host.run(compile_program(expr), [at] * UNSTEADY_REPEATS)
-    except (EngineCrash, EngineTimeout):
-        return None
-    for other in answers[1:]:
-        # Exactly: one op alone has no accumulation order to vary.
-        if _differ(answers[0], other, 0.0, (0.0,) * len(at)):
-            return answers[0], other
-    return None
-
-
-def _unsteady_blame(host: Any, program: Program, point: Sequence[float], node_values: Sequence[float]) -> Blame:
-    """The op that answers differently at the same inputs: each op of the case alone,
-    a few times, at the inputs it had; and, as a control, an op the case does not use.
-    If the control wavers too, the backward pass (or state kept between calls) is to
-    blame, not an op."""
-    wavering: list[tuple[int, str, Any, tuple, tuple]] = []
-    seen: set[str] = set()
-    for node in program.op_nodes():
-        op = program.ops[node]
-        if op in seen:
-            continue
-        seen.add(op)
-        alone = alone_expression(program, node, node_values)
-        if alone is None:
-            continue
-        answers = _wavers(host, *alone)
-        if answers is not None:
-            wavering.append((node, op, alone[0], alone[1], answers))
-    control = next((op for op in ("add", "mul", "sub", "neg") if op in getattr(host, "supported", ()) and op not in seen), None)
-    if wavering and control is not None:
-        expr = apply(control, var("a")) if OPS[control].arity == 1 else apply(control, var("a"), var("b"))
-        at = BENIGN[: OPS[control].arity]
-        if _wavers(host, expr, at) is not None:
-            return Blame("engine", "backward", "", f"every op tried answers differently from call to call, even {expr} "
-                         f"at {format_point(('a', 'b'), at)}, which this case does not use: the backward pass, or state "
-                         "the engine keeps between calls, is nondeterministic")
-    if wavering:
-        node, op, expr, at, (one, two) = wavering[0]
-        names = compile_program(expr).variables
-        return Blame("engine", op, str(expr), f"{op} alone answers differently at the same inputs ({expr} at "
-                     f"{format_point(names, at)}): {_text(one)}, then {_text(two)}", node, tuple(at))
-    return Blame("engine", None, "", "every op alone answers the same each time; only the whole expression does not")
-
-
 def _unsteady_finding(host: Any, occurrence: _Occurrence) -> Finding | None:
-    """A ``nondeterministic`` finding: the case and both of its answers."""
+    """A ``nondeterministic`` finding: both answers of the case, and, where one op
+    wavers alone, that op alone as the minimal reproducer (it is not shrunk: every
+    try would be a coin toss)."""
     program = compile_program(parse(occurrence.expression))
     point = occurrence.points[occurrence.point]
     first, second = occurrence.answers
     message = (f"the same case answered two ways at {format_point(program.variables, point)}: "
-               f"first {_text(first)}; then {_text(second)}")
-    finding = build_finding(host, program, point, crash=("nondeterministic", message), blame=occurrence.blame)
+               f"first {answer_text(first)}; then {answer_text(second)}")
+    blame, original = occurrence.blame, ""
+    if blame.op in OPS and blame.form and blame.form_point:
+        original = f"{occurrence.expression} at {format_point(program.variables, point)}"
+        text, _ = _renamed(blame.form)
+        program, point = compile_program(parse(text)), blame.form_point
+        message = f"{blame.reason}; first seen as {original}: first {answer_text(first)}, then {answer_text(second)}"
+    finding = build_finding(host, program, point, crash=("nondeterministic", message), blame=blame,
+                            shrunk=bool(original), original=original)
     if finding is None:
         return None
-    # The engine's row shows the first answer (a "nondeterministic" status is no answer).
-    rows = tuple(OracleReport("engine", first.status, first.value, first.gradient, first.error)
-                 if o.name == "engine" and first is not None else o for o in finding.oracles)
+    # The engine's row shows an answer (a "nondeterministic" status is none): the
+    # first one, or one of the op alone.
+    shown = answer(host, program, point) if original else first
+    if shown is not None:
+        rows = tuple(OracleReport("engine", shown.status, shown.value, shown.gradient, shown.error)
+                     if o.name == "engine" else o for o in finding.oracles)
+        finding = replace(finding, oracles=rows)
     answers = [None if a is None else {"status": a.status, "value": a.value, "gradient": a.gradient, "error": a.error}
                for a in (first, second)]
-    return replace(finding, oracles=rows, extra={**finding.extra, "answers": jsonable(answers)})
+    return replace(finding, extra={**finding.extra, "answers": jsonable(answers)})
 
 
 # -- workers ---------------------------------------------------------------------
@@ -732,7 +741,7 @@ def check_engine(
     time_budget: float | None = None,
     workers: int = 1,
     isolate: bool | None = None,
-    progress: Callable[[int, int], None] | None = None,
+    progress: Callable[..., None] | None | bool = None,
 ) -> CampaignResult:
     """Run a campaign: ``examples`` random expressions, each judged at 8 points with
     every oracle; every distinct discrepancy shrunk and blamed.
@@ -749,7 +758,11 @@ def check_engine(
         workers: processes to run shards in (needs an importable engine).
         isolate: run the engine in a sandbox process (default: whenever it can be
             re-imported there).
-        progress: called as ``progress(done, total)`` while exploring.
+        progress: called as ``progress(done, total, phase)``: phase ``"checking"``
+            (examples explored of those asked for), then ``"shrinking"`` (findings
+            shrunk of those to shrink); a callable taking only ``(done, total)`` is
+            called while checking only. Default: a progress line in a Jupyter
+            notebook, nothing elsewhere; ``False``: none.
 
     Returns:
         A frozen :class:`CampaignResult`; ``result.ok`` is True when there is no
@@ -788,12 +801,17 @@ def check_engine(
                              started + time_budget if time_budget else None,
                              frozenset(o.signature[2] for o in smoke), time_budget)
             shards = list(range(math.ceil(examples / SHARD_SIZE)))
-            if pressed.is_set():
-                findings, results = [], []
-            elif workers == 1:
-                findings, results = _serial(host, config, shards, examples, progress, pressed)
-            else:
-                findings, results = _parallel(config, shards, examples, workers, progress, pressed)
+            shown = _phased(progress)
+            try:
+                if pressed.is_set():
+                    findings, results = [], []
+                elif workers == 1:
+                    findings, results = _serial(host, config, shards, examples, shown, pressed)
+                else:
+                    findings, results = _parallel(config, shards, examples, workers, shown, pressed)
+            finally:
+                if progress is None and hasattr(shown, "close"):
+                    shown.close()  # the notebook's progress line, which we opened
             findings = [_crash_finding(host, o) for o in smoke] + list(findings)
             conventions = () if pressed.is_set() else _conventions(host, tested)
     finally:
@@ -879,7 +897,7 @@ def _serial(host: Any, config: _Config, shards: list[int], examples: int, progre
     def tick() -> None:
         done[0] += 1
         if progress is not None:
-            progress(done[0], examples)
+            progress(done[0], examples, "checking")
 
     results = []
     for shard in shards:
@@ -891,7 +909,9 @@ def _serial(host: Any, config: _Config, shards: list[int], examples: int, progre
     quarantine = {r.shard: r.quarantine for r in results}
     findings = []
     deadline = _shrink_deadline(config)
-    for occurrence in first.values():
+    for shrunk, occurrence in enumerate(first.values()):
+        if progress is not None:
+            progress(shrunk, len(first), "shrinking")
         if not pressed.is_set():
             try:
                 findings.append(_shrink(host, config, occurrence, quarantine[occurrence.shard], pressed, deadline))
@@ -899,15 +919,58 @@ def _serial(host: Any, config: _Config, shards: list[int], examples: int, progre
             except KeyboardInterrupt:  # stop shrinking; keep everything found
                 pressed.set()
         findings.append(_unshrunk(host, occurrence))
+    if progress is not None and first:
+        progress(len(first), len(first), "shrinking")
     return findings, results
 
 
-def _gather(jobs: list[Future], pressed: threading.Event) -> list:
-    """The jobs' results in order; KeyboardInterrupt as soon as Ctrl-C is seen."""
-    while wait(jobs, timeout=0.25).not_done:
+def _gather(jobs: list[Future], pressed: threading.Event, progress: Callable | None = None) -> list:
+    """The jobs' results in order; KeyboardInterrupt as soon as Ctrl-C is seen.
+    ``progress(done, total, "shrinking")`` as jobs finish."""
+    while True:
+        finished, pending = wait(jobs, timeout=0.25)
+        if progress is not None and jobs:
+            progress(len(finished), len(jobs), "shrinking")
+        if not pending:
+            break
         if pressed.is_set():
             raise KeyboardInterrupt
     return [job.result() for job in jobs]
+
+
+def _phased(progress: Any) -> Any:
+    """The progress callback as ``progress(done, total, phase)``: as given if it takes
+    a phase; one that calls it with ``(done, total)`` while checking only if not;
+    the notebook's progress line for None; nothing for False.
+
+    Example:
+        >>> seen = []
+        >>> _phased(lambda done, total: seen.append(done))(3, 10, "shrinking")
+        >>> _phased(lambda done, total: seen.append(done))(2, 10, "checking")
+        >>> seen, _phased(False)
+        ([2], None)
+    """
+    if progress is None:
+        from verifier.display import notebook_progress
+
+        return notebook_progress()
+    if progress is False or not callable(progress):
+        return None
+    import inspect
+
+    try:
+        inspect.signature(progress).bind(0, 0, "checking")
+        return progress
+    except TypeError:
+        pass
+    except ValueError:  # no signature to read (some builtins): assume the old form
+        pass
+
+    def checking_only(done: int, total: int, phase: str = "checking") -> None:
+        if phase == "checking":
+            progress(done, total)
+
+    return checking_only
 
 
 def _unshrunk(host: Any, occurrence: _Occurrence) -> Finding | None:
@@ -934,14 +997,14 @@ def _parallel(config: _Config, shards: list[int], examples: int, workers: int, p
                 done, pending = wait(pending, timeout=0.25, return_when=FIRST_COMPLETED)
                 results += [f.result() for f in done]
                 if progress is not None:
-                    progress(min(counter.value, examples), examples)
+                    progress(min(counter.value, examples), examples, "checking")
                 if pressed.is_set():
                     raise KeyboardInterrupt
             first, _, _ = _merge(results)
             quarantine = {r.shard: r.quarantine for r in results}
             deadline = _shrink_deadline(config)
             jobs = [pool.submit(_worker_shrink, occ, quarantine[occ.shard], deadline) for occ in first.values()]
-            findings = _gather(jobs, pressed)
+            findings = _gather(jobs, pressed, progress)
         except KeyboardInterrupt:
             pressed.set()
             stop.set()
