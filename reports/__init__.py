@@ -22,7 +22,7 @@ import tempfile
 from pathlib import Path
 from typing import Any, Mapping
 
-__all__ = ["write_json", "render_html", "write_html", "validate", "SCHEMA_PATH"]
+__all__ = ["write_json", "render_html", "write_html", "finding_card", "summary_fragment", "validate", "SCHEMA_PATH"]
 
 SCHEMA_PATH = Path(__file__).resolve().parent / "schema" / "findings.schema.json"
 
@@ -158,6 +158,38 @@ def write_html(report: Mapping[str, Any], path: str | os.PathLike[str], *, json_
         '.html'
     """
     return _write_atomic(path, render_html(report, json_path=json_path))
+
+
+def finding_card(finding: Mapping[str, Any], *, engine: str = "engine:Value", json_path: str | os.PathLike[str] | None = None) -> str:
+    """One finding's card, the one the page shows, as a self-contained HTML
+    fragment (scoped inline CSS, no script, every text escaped): for a
+    notebook's ``_repr_html_``. See :func:`reports.html.finding_card`.
+
+    Example:
+        >>> card = finding_card({"kind": "gradient", "expression": "tanh(x0)", "point": {"x0": 1.0},
+        ...                      "blame": {"backend": "engine", "op": "tanh"}, "oracles": {},
+        ...                      "severity": "error", "cause": "engine", "message": "d/dx0 is wrong"})
+        >>> "<script" in card, "tanh(x0)" in card
+        (False, True)
+    """
+    from reports.html import finding_card as card
+
+    return card(finding, engine=engine, json_path=None if json_path is None else os.fspath(json_path))
+
+
+def summary_fragment(report: Mapping[str, Any]) -> str:
+    """A campaign's verdict (naming the ops at fault, and what was judged), its
+    findings by op and an index of its findings, as a self-contained HTML
+    fragment. See :func:`reports.html.summary_fragment`.
+
+    Example:
+        >>> "No discrepancies in 4 examples" in summary_fragment(
+        ...     {"engine": "e:V", "seed": 0, "examples": 4, "ops": [], "discrepancies": []})
+        True
+    """
+    from reports.html import summary_fragment as fragment
+
+    return fragment(report)
 
 
 _SCHEMA: dict[str, Any] | None = None

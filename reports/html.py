@@ -6,6 +6,13 @@ be hostile). The only markup that bypasses it is what this package builds
 itself: the SVG figures (:mod:`reports.svg`, which escapes every text) and the
 MathML rebuilt by the whitelist sanitizer (:mod:`reports.mathml`).
 
+The page reads top down in the order a reader decides: the verdict naming the
+ops at fault (:mod:`reports.verdict`), a strip of run facts, the findings (the
+first card on the first screen), then the summary tables. A finding's card
+(``templates/card.html.j2``) is also rendered alone by :func:`finding_card`, and
+the verdict by :func:`summary_fragment`, for notebooks: the CSS
+(``templates/style.css``) is scoped under ``.cg`` so one stylesheet serves both.
+
 Example:
     >>> page = render({"engine": "engine:Value", "seed": 0, "examples": 5, "ops": ["add"],
     ...                "discrepancies": []})
@@ -24,9 +31,17 @@ from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoes
 from markupsafe import Markup
 
 from reports.mathml import sanitize_mathml
-from reports.svg import MAX_GRAPH_NODES, as_real, format_error, format_value, graph_svg, step_plot_svg
+from reports.svg import (
+    MAX_GRAPH_NODES,
+    as_real,
+    format_error,
+    format_value,
+    graph_svg,
+    step_plot_svg,
+)
+from reports.verdict import BELOW, index_row, judged_rows, judged_short, verdict_banner
 
-__all__ = ["render", "environment", "CSP"]
+__all__ = ["render", "finding_card", "summary_fragment", "environment", "CSP"]
 
 TEMPLATES = Path(__file__).resolve().parent / "templates"
 CSP = "default-src 'none'; style-src 'unsafe-inline'; img-src data:"
@@ -69,11 +84,47 @@ def render(report: Mapping[str, Any], *, json_path: str | None = None) -> str:
     return environment().get_template("report.html.j2").render(page=_page(report, json_path))
 
 
+def finding_card(finding: Mapping[str, Any], *, engine: str = "engine:Value", json_path: str | None = None,
+                 style: bool = True) -> str:
+    """One finding's card as a self-contained HTML fragment (scoped inline CSS, no
+    script, every text escaped): the card the page shows, for a notebook's
+    ``_repr_html_``. Expression, point, the oracle table with the engine's wrong
+    cells marked, blame, graph, plot and reproducer.
+
+    Args:
+        finding: one entry of a report's ``discrepancies``/``warnings``/``oracle_findings``.
+        engine: the engine target, for the reproduction snippet.
+        json_path: the JSON report's path, for the ``verifier replay`` line.
+        style: include the ``<style>`` (False when the caller already showed
+            one, e.g. under :func:`summary_fragment`: the rules are the same).
+
+    Example:
+        >>> card = finding_card({"kind": "value", "expression": "x0", "point": {"x0": 1.0},
+        ...                      "blame": {"backend": "engine", "op": None}, "oracles": {},
+        ...                      "severity": "error", "cause": "engine", "message": "<b>wrong</b>"})
+        >>> card.startswith('<div class="cg cg-fragment">'), "&lt;b&gt;wrong&lt;/b&gt;" in card
+        (True, True)
+    """
+    view = _finding(finding, engine, json_path, set(), 0)
+    return environment().get_template("fragment.html.j2").render(card=view, summary=None, style=style).strip() + "\n"
+
+
+def summary_fragment(report: Mapping[str, Any]) -> str:
+    """A campaign's verdict (naming the ops at fault, and what was judged), its
+    findings by op and an index of its findings, as a self-contained HTML fragment.
+
+    Example:
+        >>> html = summary_fragment({"engine": "e:V", "seed": 0, "examples": 3, "ops": [], "discrepancies": []})
+        >>> "No discrepancies in 3 examples" in html
+        True
+    """
+    page = _page(report, None)
+    verdict = dict(page["verdict"], detail=page["verdict"]["detail"].replace(BELOW, ""))
+    summary = {"verdict": verdict, "by_op": page["by_op"], "index": page["index"]}
+    return environment().get_template("fragment.html.j2").render(card=None, summary=summary, style=True).strip() + "\n"
+
+
 # -- view model -------------------------------------------------------------------------
-
-def _plural(n: int, word: str) -> str:
-    return f"{n} {word}" if n == 1 else f"{n} {word}s"
-
 
 def _list(x: Any) -> list:
     return list(x) if isinstance(x, (list, tuple)) else []
@@ -107,17 +158,8 @@ def _page(report: Mapping[str, Any], json_path: str | None) -> dict[str, Any]:
         for name in ("discrepancies", "warnings", "oracle_findings")
     }
     errors, warnings, oracle = groups["discrepancies"], groups["warnings"], groups["oracle_findings"]
-    if errors:
-        kinds: dict[str, int] = {}
-        for f in errors:
-            kinds[f["kind"]] = kinds.get(f["kind"], 0) + 1
-        detail = ", ".join(f"{n} {kind}" for kind, n in kinds.items()) + " — each with its blamed op and a reproducer below"
-        verdict = ("error", _plural(len(errors), "error"),
-                   detail + (f"; {_plural(len(warnings), 'warning')} too" if warnings else ""))
-    elif warnings:
-        verdict = ("warning", "Warnings only", f"{_plural(len(warnings), 'warning')}, no errors, in {examples} examples")
-    else:
-        verdict = ("ok", f"No discrepancies in {examples} examples", "every value and gradient agreed with the exact reference")
+    judged = _dict(summary.get("judged"))
+    verdict = verdict_banner(errors, warnings, oracle, examples, judged, str(report.get("nothing_judged") or ""))
     stopped = str(report.get("stopped") or "completed")
     findings = errors + warnings + oracle
     by_op = []
@@ -128,18 +170,26 @@ def _page(report: Mapping[str, Any], json_path: str | None) -> dict[str, Any]:
             "op": str(row.get("op", "")), "kind": str(row.get("kind", "")), "severity": str(row.get("severity", "")),
             "count": row.get("count", ""), "anchor": target["id"] if target else None,
         })
+    ops = [str(op) for op in _list(report.get("ops"))]
     facts = [
         ("engine", engine),
-        ("ops tested", ", ".join(map(str, _list(report.get("ops")))) or "none"),
+        ("ops tested", ", ".join(ops) or "none"),
         ("ops missing", ", ".join(map(str, _list(report.get("ops_missing")))) or "none"),
         ("ops quarantined", ", ".join(map(str, _list(report.get("ops_quarantined"))))
          + " (crashes or hangs alone: not generated)" if _list(report.get("ops_quarantined")) else "none"),
         ("seed", format_value(report.get("seed"))),
         ("examples", f"{examples} of {requested} requested" if requested != examples else str(examples)),
     ]
+    # The strip at the top: the facts a reader needs before the first finding.
+    strip = [("examples", facts[-1][1]), ("seed", facts[-2][1]), ("ops", f"{len(ops)} tested"
+             + (f", {len(_list(report.get('ops_missing')))} missing" if _list(report.get("ops_missing")) else ""))]
     if report.get("duration_s") is not None:
-        facts.append(("duration", f"{format_error(report.get('duration_s'))} s"
-                      + (f" on {report.get('workers')} workers" if (report.get("workers") or 1) != 1 else "")))
+        duration = f"{format_error(report.get('duration_s'))} s" + (
+            f" on {report.get('workers')} workers" if (report.get("workers") or 1) != 1 else "")
+        facts.append(("duration", duration))
+        strip.append(("time", duration))
+    if judged_short(judged) and (errors or warnings):  # a clean verdict says it in full
+        strip.append(("judged", judged_short(judged)))
     if summary.get("skipped_examples"):
         facts.append(("skipped", f"{summary.get('skipped_examples')} examples (they used a quarantined op)"))
     tool = _dict(report.get("tool"))
@@ -147,7 +197,8 @@ def _page(report: Mapping[str, Any], json_path: str | None) -> dict[str, Any]:
         "title": f"crossgrad report — {engine}",
         "engine": engine,
         "csp": CSP,
-        "verdict": {"css": verdict[0], "text": verdict[1], "detail": verdict[2]},
+        "verdict": verdict,
+        "strip": strip,
         "stopped": None if stopped == "completed" else {
             "reason": STOPPED.get(stopped, stopped), "examples": examples, "requested": requested,
         },
@@ -155,39 +206,17 @@ def _page(report: Mapping[str, Any], json_path: str | None) -> dict[str, Any]:
         "by_op": by_op,
         "conventions": [str(c) for c in _list(report.get("conventions"))],
         "points": [(str(k), v) for k, v in _dict(summary.get("points")).items()],
-        "judged": _judged(_dict(summary.get("judged"))),
+        "judged": judged_rows(judged),
         "oracle_notes": [(str(k), v) for k, v in _dict(summary.get("oracle_notes")).items()],
         "errors": errors,
         "warnings": warnings,
         "oracle_findings": oracle,
-        "index": findings,
+        "index": [index_row(f) for f in findings],
         "settings": [(str(k), format_value(v)) for k, v in _dict(report.get("settings")).items()],
         "tool": f"{tool.get('name', 'crossgrad')} {tool.get('version', '')}".strip(),
         "schema": str(report.get("schema", "")),
         "json_path": json_path,
     }
-
-
-# What each reason a quantity was not judged means, for the reader.
-UNJUDGED_REASONS = {
-    "outside-domain": "outside the domain (the value is undefined)",
-    "ill-conditioned": "within float64 noise of a domain edge, or not linear in its noise",
-    "undefined": "an infinite or undefined derivative on its path",
-    "not-representable": "the exact quantity is beyond float64",
-    "noise-beyond-float64": "no float64 computation of it can be trusted (an intermediate over- or underflows)",
-}
-
-
-def _judged(judged: dict[str, Any]) -> list[dict[str, Any]]:
-    """Rows of the "what was judged" table: values, then partial derivatives."""
-    rows = []
-    for key, label in (("values", "values"), ("partials", "partial derivatives")):
-        counts = _dict(judged.get(key))
-        if not counts:
-            continue
-        reasons = [(UNJUDGED_REASONS.get(str(k), str(k)), v) for k, v in counts.items() if k != "judged" and v]
-        rows.append({"label": label, "judged": counts.get("judged", 0), "total": sum(v for v in counts.values() if isinstance(v, int)), "reasons": reasons})
-    return rows
 
 
 def _unique(base: str, ids: set[str]) -> str:
@@ -216,8 +245,16 @@ def _finding(f: Mapping[str, Any], engine: str, json_path: str | None, ids: set[
         index = variables.index(shown)
         exact = gradient[index] if index < len(gradient) else None
     plot, plot_note = _plot(f, shown, exact, variables, anchor)
+    engine_row = _dict(oracles.get("engine"))
+    if plot is None and kind == "value" and engine_row:
+        # No figure to carry the engine's line: say in words what it would show.
+        plot_note = (f"{plot_note} The engine's value is {format_value(engine_row.get('value'))}, the exact one "
+                     f"{format_value(reference.get('value'))}: error {format_error(engine_row.get('value_error'))}, "
+                     f"where float64 allows {format_error(f.get('value_floor'))}.")
     graph_nodes = _list(f.get("graph"))
-    graph = graph_svg(graph_nodes, id_prefix=anchor + "-graph") if graph_nodes else None
+    grads = kind == "gradient"
+    graph = graph_svg(_with_known_grads(graph_nodes, reference, variables) if grads else graph_nodes,
+                      id_prefix=anchor + "-graph", grads=grads) if graph_nodes else None
     form_point = _list(blame.get("form_point"))
     form_names = "abcdefgh"
     target = json_path or "findings.json"
@@ -247,10 +284,15 @@ def _finding(f: Mapping[str, Any], engine: str, json_path: str | None, ids: set[
         "variable": variable,
         "ratio": format_error(f.get("ratio")) if f.get("ratio") is not None else None,
         "convention": str(f.get("convention") or ""),
+        # Whatever else a producer attached (nondeterministic answers, a pytest
+        # node id, ...), shown as short JSON text rather than dropped.
+        "extra": [(str(k), _short_json(v)) for k, v in _dict(f.get("extra")).items()],
         "shrunk": bool(f.get("shrunk")),
         "original": str(f.get("original") or ""),
         "table": _oracle_table(f, oracles, variables, blame),
         "graph": Markup(graph) if graph else None,
+        "graph_caption": ("exact values and gradients (d output / d node); the engine's where they differ; blamed op in red"
+                          if grads else "exact values; engine values where they differ; blamed op in red"),
         # The verifier leaves ``graph`` empty when the graph is too big to export.
         "graph_note": None if graph else (
             f"graph too large to draw ({len(graph_nodes)} nodes; the page draws at most {MAX_GRAPH_NODES})"
@@ -264,6 +306,11 @@ def _finding(f: Mapping[str, Any], engine: str, json_path: str | None, ids: set[
     }
 
 
+def _short_json(value: Any, limit: int = 300) -> str:
+    text = value if isinstance(value, str) else json.dumps(value, ensure_ascii=False, default=str)
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
 def _plot(f: Mapping[str, Any], shown: str | None, exact: Any, variables: Sequence[str], anchor: str) -> tuple[str | None, str | None]:
     steps = [row for row in _list(f.get("steps")) if isinstance(row, (list, tuple))]
     if not steps or shown is None:
@@ -274,10 +321,20 @@ def _plot(f: Mapping[str, Any], shown: str | None, exact: Any, variables: Sequen
     engine = _dict(_dict(f.get("oracles")).get("engine"))
     errors = _list(engine.get("gradient_error"))
     index = variables.index(shown) if shown in variables else 0
-    # The engine's error is only worth a line when its gradient is what is wrong.
-    engine_error = errors[index] if f.get("kind") == "gradient" and index < len(errors) else None
+    # The engine's own line on every plot: beside the differences it says whether
+    # the engine's partial is as good as float64 allows (a value finding's
+    # gradient may be right or wrong too).
+    engine_error = errors[index] if index < len(errors) else None
+    notes = []
+    if engine_error is None and engine:
+        notes.append(f"engine ∂/∂{shown}: none ({engine.get('status') or 'no gradient'})")
+    if f.get("kind") == "value" and engine.get("value_error") is not None:
+        # The value's error has no place on a derivative's axis: named, with its floor.
+        notes.append(f"engine value error {format_error(engine.get('value_error'))}"
+                     f" (floor {format_error(f.get('value_floor'))}; not on this axis)")
     floor = _dict(f.get("gradient_floor")).get(shown)
-    svg = step_plot_svg(steps, exact, variable=shown, engine_error=engine_error, floor=floor, id_prefix=anchor + "-plot")
+    svg = step_plot_svg(steps, exact, variable=shown, engine_error=engine_error, floor=floor,
+                        id_prefix=anchor + "-plot", engine_label=f"engine ∂/∂{shown} error", notes=notes)
     if svg is None:
         return None, "Every difference is exact or not finite: nothing to draw on a log scale."
     return svg, None
@@ -292,10 +349,35 @@ def _cell(value: Any, error: Any, floor: Any, *, estimate: Any = None, outlier: 
         "estimate": None if estimate is None else format_error(estimate),
         "outlier": outlier,
         "above": above,
+        "bad": False,
+        "status": False,
     }
 
 
+def _with_known_grads(nodes: list, reference: Mapping[str, Any], variables: Sequence[str]) -> list:
+    """The graph with the exact adjoints the report already knows filled in where a
+    node lacks ``grad``: a variable's is the reference partial, the output's is 1.
+    (Inner nodes need ``grad`` from the verifier; nothing is computed here.)"""
+    gradient = _list(reference.get("gradient"))
+    used = {a for n in nodes if isinstance(n, Mapping) for a in _list(n.get("args")) if isinstance(a, (int, str))}
+    roots = [n for n in nodes if isinstance(n, Mapping) and isinstance(n.get("id"), (int, str)) and n.get("id") not in used]
+    out = []
+    for n in nodes:
+        if isinstance(n, Mapping) and n.get("grad") is None:
+            label = str(n.get("label"))
+            if n.get("op") == "var" and label in variables and variables.index(label) < len(gradient):
+                n = {**n, "grad": gradient[variables.index(label)]}
+            elif len(roots) == 1 and n is roots[0]:
+                n = {**n, "grad": 1.0}
+        out.append(n)
+    return out
+
+
 def _oracle_table(f: Mapping[str, Any], oracles: Mapping[str, Any], variables: Sequence[str], blame: Mapping[str, Any]) -> dict[str, Any]:
+    """Oracles by row; columns status, value, then one per partial, reordered so
+    that the quantities where the blamed oracle is wrong come first: on a narrow
+    screen the table scrolls sideways, and the evidence must not be what scrolls
+    away. The status column only shows when some oracle's status is not ok."""
     names = [n for n in ORACLES if n in oracles] + [str(n) for n in oracles if n not in ORACLES]
     blamed = str(blame.get("backend") or "engine")
     kind = f.get("kind")
@@ -310,8 +392,10 @@ def _oracle_table(f: Mapping[str, Any], oracles: Mapping[str, Any], variables: S
         errors = _list(o.get("gradient_error"))
         estimates = _list(o.get("estimate"))
         status = str(o.get("status", ""))
+        status_cell = {"text": status, "error": None, "estimate": None, "above": False,
+                       "outlier": is_blamed and status not in ("ok", ""), "bad": status not in ("ok", ""), "status": True}
         value_cell = _cell(o.get("value"), o.get("value_error"), value_floor, outlier=is_blamed and kind == "value")
-        cells = [value_cell]
+        cells = [status_cell, value_cell]
         for i, v in enumerate(variables):
             cell = _cell(
                 gradient[i] if i < len(gradient) else None,
@@ -321,21 +405,28 @@ def _oracle_table(f: Mapping[str, Any], oracles: Mapping[str, Any], variables: S
                 outlier=is_blamed and kind == "gradient" and variable in (v, None),
             )
             cells.append(cell)
-        for cell in cells:
+        for cell in cells[1:]:
             # In the blamed row, anything over its noise floor is part of the story.
             cell["outlier"] = cell["outlier"] or (is_blamed and cell["above"])
         rows.append({
             "name": name,
             "note": ORACLES.get(name, ""),
-            "status": status,
-            "status_bad": status not in ("ok", ""),
-            "status_outlier": is_blamed and status not in ("ok", ""),
             "error": str(o.get("error") or ""),
             "cells": cells,
             "blamed": is_blamed,
         })
+    columns = ["status", "value"] + [f"∂/∂{v}" for v in variables]
+    floor_texts = ["", format_error(value_floor)] + [format_error(floors.get(v)) for v in variables]
+    order = list(range(len(columns)))
+    if not any(row["cells"][0]["bad"] for row in rows):
+        order.remove(0)
+    flagged = [k for k in order if any(row["blamed"] and row["cells"][k]["outlier"] for row in rows)]
+    order = flagged + [k for k in order if k not in flagged]
+    for row in rows:
+        row["cells"] = [row["cells"][k] for k in order]
     return {
-        "columns": ["value"] + [f"∂/∂{v}" for v in variables],
+        "columns": [columns[k] for k in order],
         "rows": rows,
-        "floors": [format_error(value_floor)] + [format_error(floors.get(v)) for v in variables],
+        "floors": [floor_texts[k] for k in order],
+        "width": len(order) + 1,
     }

@@ -190,7 +190,7 @@ def _differs(exact: Any, engine: Any) -> bool:
     return format_value(exact) != format_value(engine)
 
 
-def _box(node: Mapping[str, Any]) -> _Box:
+def _box(node: Mapping[str, Any], grads: bool) -> _Box:
     box = _Box(node)
     box.lines.append((str(node.get("label") or node.get("op") or "?"), "label"))
     if node.get("op") != "const":  # a constant's label is its value
@@ -198,6 +198,15 @@ def _box(node: Mapping[str, Any]) -> _Box:
     engine_value = node.get("engine_value")
     if engine_value is not None and _differs(node.get("value"), engine_value):
         box.lines.append(("engine " + format_value(engine_value), "engine"))
+    if grads:
+        # The adjoint d(output)/d(node): where the exact and the engine's part
+        # ways is where the backward pass went wrong.
+        exact, engine_grad = node.get("grad"), node.get("engine_grad")
+        if exact is not None:
+            box.lines.append(("grad " + format_value(exact), "value"))
+        if engine_grad is not None and (exact is None or _differs(exact, engine_grad)):
+            # Red only when it is known to differ from the exact adjoint.
+            box.lines.append(("engine grad " + format_value(engine_grad), "engine" if exact is not None else "value"))
     if node.get("blamed"):
         box.lines.append(("blamed", "blamed"))
     return box
@@ -207,18 +216,23 @@ def _tooltip(node: Mapping[str, Any]) -> str:
     parts = [f"node {node.get('id')}: {node.get('op')}", f"exact value {format_value(node.get('value'))}"]
     if node.get("engine_value") is not None:
         parts.append(f"engine value {format_value(node.get('engine_value'))}")
+    if node.get("grad") is not None:
+        parts.append(f"exact grad {format_value(node.get('grad'))}")
     if node.get("engine_grad") is not None:
         parts.append(f"engine grad {format_value(node.get('engine_grad'))}")
     return ", ".join(parts)
 
 
-def graph_svg(nodes: Sequence[Mapping[str, Any]], *, id_prefix: str = "g") -> str | None:
+def graph_svg(nodes: Sequence[Mapping[str, Any]], *, id_prefix: str = "g", grads: bool = False) -> str | None:
     """The computation graph, laid out left to right, as an ``<svg>`` string.
 
     Args:
         nodes: the finding's ``graph`` (id, op, label, args, value, engine_value,
-            engine_grad, blamed).
+            grad, engine_grad, blamed); ``grad`` is the exact adjoint
+            d(output)/d(node), ``engine_grad`` the engine's ``.grad``.
         id_prefix: makes the ids inside this SVG unique in the page.
+        grads: also write each node's gradients in its box (for gradient
+            findings; they are always in the tooltip).
 
     Returns:
         The SVG, or None when there is nothing to draw or more than
@@ -230,7 +244,7 @@ def graph_svg(nodes: Sequence[Mapping[str, Any]], *, id_prefix: str = "g") -> st
     if not nodes or len(nodes) > MAX_GRAPH_NODES:
         return None
     prefix = _safe_id(id_prefix)
-    boxes = {n["id"]: _box(n) for n in nodes}
+    boxes = {n["id"]: _box(n, grads) for n in nodes}
     layers = layered_layout(nodes)
     pitch = max(b.height for b in boxes.values()) + ROW_GAP
     tallest = max(len(row) for row in layers)
@@ -344,6 +358,8 @@ def step_plot_svg(
     engine_error: Any = None,
     floor: Any = None,
     id_prefix: str = "p",
+    engine_label: str = "engine error",
+    notes: Sequence[str] = (),
 ) -> str | None:
     """Log-log plot of |difference - exact partial| against the step h.
 
@@ -356,11 +372,16 @@ def step_plot_svg(
         exact: the exact partial derivative (the reference gradient).
         variable: the variable's name, for the axis label.
         engine_error: the engine's error on this partial, drawn as a red dashed
-            line (how it compares with what differences can reach).
-        floor: the float64 noise floor of this partial, a grey dotted line.
-            Either line is left out if not finite and positive, and only named
-            in the legend if far from the data.
+            line (how it compares with what differences can reach). Where it
+            cannot be drawn (0, nan, inf, far from the data) the legend still
+            names it: the reader looks for the engine first.
+        floor: the float64 noise floor of this partial, a grey dotted line,
+            left out if not finite and positive, and only named in the legend
+            if far from the data.
         id_prefix: makes the ids inside this SVG unique in the page.
+        engine_label: the engine line's name in the legend.
+        notes: more legend lines without a mark (e.g. the engine's value error,
+            which has no place on this axis).
 
     Returns:
         The SVG, or None if no error is finite and positive (nothing to draw on a
@@ -382,9 +403,13 @@ def step_plot_svg(
     low, high = min(e for _, e in points), max(e for _, e in points)
     levels: list[tuple[str, float, str, str]] = []  # (text, level, colour, dash)
     off_scale: list[tuple[str, float]] = []
-    for text, raw, colour, dash in (("engine error", engine_error, RED, "6 4"), ("float64 noise floor", floor, MUTED, "2 3")):
+    unplotted: list[str] = []
+    for text, raw, colour, dash in ((engine_label, engine_error, RED, "6 4"), ("float64 noise floor", floor, MUTED, "2 3")):
         level = as_real(raw)
         if level is None or not math.isfinite(level) or level <= 0:
+            if colour == RED and raw is not None:
+                why = "exact" if level == 0 else ("not a number" if level is None else "not finite")
+                unplotted.append(f"{text} {format_error(raw)} ({why}: not on a log scale)")
             continue
         # A line far from the data (a floor of 1e-308 at x = 0) would squash the
         # curves into a sliver: it is named in the legend instead.
@@ -401,7 +426,9 @@ def step_plot_svg(
     for text, level, colour, dash in levels:
         legend.append((colour, dash, f"{text} {format_error(level)}"))
     for text, level in off_scale:
-        legend.append((MUTED, "", f"{text} {format_error(level)} (off the scale)"))
+        legend.append((RED if text == engine_label else MUTED, "", f"{text} {format_error(level)} (off the scale)"))
+    legend.extend((RED, "", text) for text in unplotted)
+    legend.extend((INK, "", str(text)) for text in notes)
     # The legend sits above the plot area, so it never hides a point.
     placed: list[tuple[float, float, tuple[str, str, str]]] = []
     lx, ly = float(LEFT), 14.0
@@ -483,6 +510,6 @@ def step_plot_svg(
     out.append("</g>")
     for x, y, (colour, mark, text) in placed:
         out.append(_legend_mark(x, y, colour, mark))
-        out.append(f'<text x="{x + (21 if mark else 0):.1f}" y="{y:.1f}" fill="{INK}">{_e(text)}</text>')
+        out.append(f'<text x="{x + (21 if mark else 0):.1f}" y="{y:.1f}" fill="{colour if not mark else INK}">{_e(text)}</text>')
     out.append("</svg>")
     return "".join(out)

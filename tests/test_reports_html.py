@@ -17,9 +17,17 @@ from jinja2 import Environment, FileSystemLoader
 from markupsafe import escape
 
 from reports import render_html, write_html
-from reports.html import CSP, TEMPLATES, _page
+from reports.html import CSP, TEMPLATES, _page, finding_card, summary_fragment
 from reports.mathml import sanitize_mathml
-from reports.svg import MAX_GRAPH_NODES, format_error, format_value, graph_svg, layered_layout, step_plot_svg
+from reports.svg import (
+    MAX_GRAPH_NODES,
+    format_error,
+    format_value,
+    graph_svg,
+    layered_layout,
+    step_plot_svg,
+)
+from reports.verdict import SHORT_REASONS
 from tests.engines.hostile_strings import LOG_MESSAGE, PAYLOAD
 from tests.test_reports_json import all_findings
 
@@ -203,14 +211,214 @@ def test_clean_report_says_no_discrepancies(real_reports):
     assert "No discrepancies" not in render_html(real_reports["student"])
 
 
+def banner(page: str) -> tuple[str, str]:
+    """The banner's class and its headline (the <strong>), as text."""
+    match = re.search(r'<div class="banner (\w+)" role="status"><strong>(.*?)</strong>', page, re.S)
+    assert match, "no banner"
+    return match.group(1), "".join(scan(match.group(2)).text)
+
+
 def test_verdict_banners():
     error = minimal(discrepancies=[_finding()])
-    assert re.search(r'class="banner error".*?<strong>1 error</strong>', render_html(error), re.S)
+    assert banner(render_html(error)) == ("error", "1 error: sub (gradient)")
     two = minimal(discrepancies=[_finding(), _finding(id="F2", expression="x0 + 1")])
-    assert "<strong>2 errors</strong>" in render_html(two)
+    assert banner(render_html(two)) == ("error", "2 errors: sub (gradient ×2)")
     warned = minimal(warnings=[_finding(severity="warning")])
     page = render_html(warned)
-    assert 'class="banner warning"' in page and "Warnings only" in page and "No discrepancies" not in page
+    assert banner(page) == ("warning", "Warnings only: 1 warning: sub (gradient)")
+    assert "No discrepancies" not in page
+
+
+def test_the_headline_names_the_ops_at_fault_and_links_them():
+    report = minimal(discrepancies=[
+        _finding(id="Ftanh", blame=dict(_finding()["blame"], op="tanh"), expression="tanh(x0)"),
+        _finding(id="Fmul", kind="value", blame=dict(_finding()["blame"], op="mul"), expression="x0 * x0"),
+        _finding(id="Ftanh2", blame=dict(_finding()["blame"], op="tanh"), expression="tanh(x0)", point={"x0": 2.0}),
+    ], warnings=[_finding(id="Fw", severity="warning")])
+    page = render_html(report)
+    assert banner(page) == ("error", "3 errors: tanh (gradient ×2), mul (value)")
+    head = page[page.index('class="banner'):page.index("</strong>")]
+    assert re.findall(r'href="#(\w+)"', head) == ["Ftanh", "Fmul"]  # each op to its first finding
+    assert "1 warning" in page[page.index("</strong>"):page.index("</div>", page.index("</strong>"))]
+
+
+def test_real_headlines(real_reports):
+    assert banner(render_html(real_reports["float32"])) == ("error", "1 error: tanh (gradient)")
+    assert banner(render_html(real_reports["student"])) == ("error", "2 errors: mul (invalid), sub (exception)")
+    assert banner(render_html(real_reports["hostile"])) == ("error", "1 error: log (exception)")
+
+
+def test_the_clean_verdict_says_what_was_judged_and_what_was_not(real_reports):
+    report = real_reports["clean"]
+    judged = report["summary"]["judged"]
+    values, partials = judged["values"], judged["partials"]
+    page = render_html(report)
+    assert banner(page) == ("ok", f"No discrepancies in {report['examples']} examples")
+    detail = "".join(scan(page[page.index("</strong>"):page.index("</div>", page.index("</strong>"))]).text)
+    assert detail.startswith(f"no discrepancy: {values['judged']:,} of {sum(values.values()):,} values and "
+                             f"{partials['judged']:,} of {sum(partials.values()):,} partial derivatives judged; not judged: ")
+    assert f"outside the domain: {values['outside-domain']:,} values, {partials['outside-domain']:,} partials" in detail
+    for reason in (set(values) | set(partials)) - {"judged"}:  # every reason, in words
+        assert SHORT_REASONS[reason] + ": " in detail, reason
+    assert "every value and gradient agreed" not in page  # the vague old sentence
+
+
+def test_the_clean_verdict_counts_with_separators_and_a_report_without_counts():
+    report = minimal(examples=300, summary={"judged": {"values": {"judged": 2372, "outside-domain": 28},
+                                                       "partials": {"judged": 4650, "outside-domain": 150}}})
+    page = render_html(report)
+    assert "no discrepancy: 2,372 of 2,400 values and 4,650 of 4,800 partial derivatives judged; not judged: " \
+           "outside the domain: 28 values, 150 partials." in page
+    assert "every value and gradient agreed with the exact reference" in render_html(minimal())  # nothing recorded
+
+
+def test_nothing_judged_is_not_an_all_clear():
+    report = minimal(summary={"judged": {"values": {"judged": 0, "outside-domain": 40}, "partials": {"judged": 0, "outside-domain": 40}}})
+    page = render_html(report)
+    assert banner(page) == ("warning", "Nothing judged in 7 examples")
+    assert "No discrepancies" not in page
+
+
+def test_the_campaigns_nothing_judged_reason_is_the_verdict():
+    page = render_html(minimal(examples=0, nothing_judged="nothing was judged: every example used a quarantined op"))
+    assert banner(page) == ("warning", "Nothing judged in 0 examples")
+    assert "nothing was judged: every example used a quarantined op; not a pass" in page
+    assert "No discrepancies" not in page
+
+
+def test_the_first_finding_comes_before_the_summary_tables(real_reports):
+    page = render_html(real_reports["student"])
+    first = page.index("<article")
+    for later in ("Run details", "Findings by op", "Points by class", "What was judged"):
+        assert page.index(later) > first, later
+    assert page.index('class="strip"') < first and page.index('class="banner') < first
+
+
+def test_the_index_tells_findings_of_one_expression_apart():
+    base = _finding()
+    findings = [
+        _finding(id="Fa", expression="tanh(x0)", point={"x0": 1.0}, message="engine d/dx0 is 0.41, exact 0.42"),
+        _finding(id="Fb", kind="value", expression="tanh(x0)", point={"x0": 1e308}, message="engine value is nan; exact 1"),
+        _finding(id="Fc", kind="exception", expression="tanh(x0)", point={"x0": 700.0}, message="engine raised OverflowError " + "x" * 300),
+    ]
+    page = render_html(minimal(discrepancies=findings))
+    table = page[page.index('<table class="index">'):page.index("</table>", page.index('<table class="index">'))]
+    rows = ["".join(scan(row).text) for row in re.findall(r"<tr class=\"sev-error\">(.*?)</tr>", table, re.S)]
+    assert len(rows) == 3 and len(set(rows)) == 3
+    assert "x0 = 1.0" in rows[0] and "engine d/dx0 is 0.41, exact 0.42" in rows[0]
+    assert "x0 = 1e+308" in rows[1] and "value · sub" in rows[1] and "engine value is nan" in rows[1]
+    assert "x0 = 700.0" in rows[2] and rows[2].endswith("…") and len(rows[2]) < 250  # long messages are cut
+    assert 'title="engine raised OverflowError ' + "x" * 300 + '"' in table  # in full on hover
+    assert base  # unchanged helper
+
+
+def test_the_oracle_table_puts_the_wrong_quantity_first():
+    two = dict(_finding()["oracles"])
+    two["reference"] = dict(two["reference"], gradient=[0.0, 1.0])
+    two["engine"] = dict(two["engine"], gradient=[0.0, 2.0], gradient_error=[0.0, 1.0])
+    f = _finding(variables=["x0", "x1"], point={"x0": 1.0, "x1": 2.0}, variable="x1", oracles=two,
+                 gradient_floor={"x0": 1e-16, "x1": 1e-16})
+    view = _page(minimal(discrepancies=[f]), None)["errors"][0]["table"]
+    assert view["columns"] == ["∂/∂x1", "value", "∂/∂x0"]  # no status column: every oracle is ok
+    engine = next(r for r in view["rows"] if r["name"] == "engine")
+    assert [c["outlier"] for c in engine["cells"]] == [True, False, False]
+    value = _finding(kind="value", variable=None)
+    value["oracles"]["engine"] = dict(value["oracles"]["engine"], value=0.5, value_error=0.5, gradient_error=[0.0], gradient=[0.0])
+    assert _page(minimal(discrepancies=[value]), None)["errors"][0]["table"]["columns"][0] == "value"
+    raised = _finding(kind="exception")
+    raised["oracles"]["engine"] = {"status": "exception", "value": None, "gradient": None, "error": "ValueError: <b>no</b>"}
+    page = render_html(minimal(discrepancies=[raised]))
+    assert _page(minimal(discrepancies=[raised]), None)["errors"][0]["table"]["columns"][:2] == ["status", "value"]
+    assert '<td class="status outlier">exception</td>' in page
+    # the engine's error message gets a row of its own, spanning the table, escaped
+    assert re.search(r'<tr class="errrow blamed"><td colspan="4"><span class="errtext">engine: ValueError: &lt;b&gt;no&lt;/b&gt;', page)
+
+
+def test_extra_fields_are_shown_as_text():
+    f = _finding(extra={"answers": [[1.0, "<b>2</b>"], [1.0, 3.0]], "test": "tests/x.py::test_y"})
+    page = render_html(minimal(discrepancies=[f]))
+    assert '<dt>answers</dt><dd><code>[[1.0, &#34;&lt;b&gt;2&lt;/b&gt;&#34;], [1.0, 3.0]]</code></dd>' in page
+    assert "tests/x.py::test_y" in page
+
+
+def test_a_value_finding_plot_has_an_engine_line():
+    f = _finding(kind="value", variable=None, steps=[[0.1, 0.5, 0.25], [0.01, 0.05, 0.0025], [0.001, 0.005, 2.5e-5]])
+    f["oracles"]["reference"]["gradient"] = [0.0]
+    f["oracles"]["engine"] = dict(f["oracles"]["engine"], value=0.5, value_error=0.5, gradient=[1e-3], gradient_error=[1e-3])
+    page = render_html(minimal(discrepancies=[f]))
+    svg = re.search(r'<svg[^>]*class="plot".*?</svg>', page, re.S).group(0)
+    root = _parse_svg(svg)
+    texts = [t.text or "" for t in root.iter(SVG + "text")]
+    assert "engine ∂/∂x0 error 0.001" in texts
+    assert [line for line in root.iter(SVG + "line") if line.get("stroke-dasharray") == "6 4" and line.get("x2") != line.get("x1")]
+    assert any(t.startswith("engine value error 0.5 (floor 1e-16") for t in texts)
+    exact = _finding(kind="value", variable=None)
+    exact["oracles"]["engine"] = dict(exact["oracles"]["engine"], value=0.5, value_error=0.5, gradient_error=[0.0])
+    texts = [t.text for t in _parse_svg(re.search(r'<svg[^>]*class="plot".*?</svg>', render_html(minimal(discrepancies=[exact])), re.S).group(0)).iter(SVG + "text")]
+    assert "engine ∂/∂x0 error 0 (exact: not on a log scale)" in texts  # named even when it cannot be drawn
+
+
+def test_a_value_finding_without_a_plot_says_what_the_engine_gave(real_reports):
+    f = _finding(kind="value", variable=None, steps=[])
+    f["oracles"]["engine"] = dict(f["oracles"]["engine"], value="nan", value_error="nan")
+    page = render_html(minimal(discrepancies=[f]))
+    assert "The engine&#39;s value is nan, the exact one 0.0: error nan, where float64 allows 1e-16." in page
+
+
+def test_graph_nodes_show_exact_and_engine_gradients_in_gradient_findings(real_reports):
+    f = real_reports["float32"]["discrepancies"][0]
+    page = render_html(real_reports["float32"])
+    svg = re.search(r'<svg[^>]*class="graph".*?</svg>', page, re.S).group(0)
+    texts = [t.text for t in _parse_svg(svg).iter(SVG + "text")]
+    exact, engine = f["oracles"]["reference"]["gradient"][0], f["oracles"]["engine"]["gradient"][0]
+    assert f"grad {exact!r}" in texts  # the variable's adjoint is the reference partial
+    assert f"engine grad {engine!r}" in texts
+    assert "grad 1.0" in texts  # the output's
+    red = [t.text for t in _parse_svg(svg).iter(SVG + "text") if t.get("fill") == "#b42318"]
+    assert f"engine grad {engine!r}" in red and "grad 1.0" not in red
+    # an inner node's exact adjoint comes from the JSON's `grad` when the verifier writes it
+    nodes = [{"id": 0, "op": "var", "label": "x0", "args": [], "value": 1.0, "engine_grad": 3.0},
+             {"id": 1, "op": "exp", "label": "exp", "args": [0], "value": 2.7, "grad": 0.5, "engine_grad": 0.25, "blamed": True},
+             {"id": 2, "op": "neg", "label": "-", "args": [1], "value": -2.7, "grad": -1.0, "engine_grad": -1.0}]
+    texts = [t.text for t in _parse_svg(graph_svg(nodes, grads=True)).iter(SVG + "text")]
+    assert "grad 0.5" in texts and "engine grad 0.25" in texts
+    assert "engine grad -1.0" not in texts  # agrees with the exact one: not repeated
+    assert "engine grad 3.0" in texts  # no exact adjoint known: shown, not marked wrong
+    assert not any(t.startswith(("grad", "engine grad")) for t in
+                   (x.text for x in _parse_svg(graph_svg(nodes)).iter(SVG + "text")))  # value findings: values only
+
+
+def test_finding_card_is_a_self_contained_escaped_fragment(real_reports):
+    f = real_reports["float32"]["discrepancies"][0]
+    card = finding_card(f, engine=real_reports["float32"]["engine"])
+    assert card.startswith('<div class="cg cg-fragment"><style>') and card.rstrip().endswith("</div>")
+    assert unsafe_markup(card) == []
+    assert "<script" not in card and "<link" not in card and "@import" not in card
+    engine = f["oracles"]["engine"]["gradient"][0]
+    assert re.search(rf'<td class="num outlier">{re.escape(repr(engine))}', card)  # the wrong cell, marked
+    assert '<code class="expression">tanh(x0)</code>' in card and "x0 = 1.0" in card
+    assert "alone as <code>tanh(a)</code>" in card  # the blame
+    assert ' id="' + f["id"] + '"' not in card  # no page anchors in a fragment
+    # every CSS rule is scoped to the fragment, so it cannot restyle the notebook
+    style = card[card.index("<style>") + 7:card.index("</style>")]
+    selectors = [rule.split("{")[0] for rule in re.sub(r"/\*.*?\*/", "", style, flags=re.S).split("}") if "{" in rule]
+    assert all(part.strip().startswith(".cg") for sel in selectors if not sel.strip().startswith("@")
+               for part in sel.split(",")), selectors
+    bare = finding_card(f, style=False)  # under a summary_fragment, which carries the same rules
+    assert "<style" not in bare and bare.startswith('<div class="cg cg-fragment">')
+    hostile = finding_card(hostile_everywhere(copy.deepcopy(f), payload=HOSTILE))
+    assert unsafe_markup(hostile) == [] and "alert(2)" in hostile
+
+
+def test_summary_fragment(real_reports):
+    html = summary_fragment(real_reports["student"])
+    assert unsafe_markup(html) == [] and html.startswith('<div class="cg cg-fragment">')
+    assert banner(html) == ("error", "2 errors: mul (invalid), sub (exception)")
+    for f in real_reports["student"]["discrepancies"]:
+        assert f["id"] in html and f["expression"] in html
+    assert "href=" not in html  # nothing to link to outside the page
+    clean = summary_fragment(real_reports["clean"])
+    assert banner(clean)[0] == "ok" and "partial derivatives judged" in clean
 
 
 def test_stopped_runs_say_so():
@@ -468,7 +676,8 @@ def test_plot_skips_bad_points_and_names_far_lines():
     assert len(list(root.iter(SVG + "circle"))) == 3 + 1  # three forward points, one legend mark
     texts = [t.text for t in root.iter(SVG + "text")]
     assert any("(off the scale)" in t for t in texts)  # the floor is named, not drawn
-    assert not any(t.startswith("engine error") for t in texts)  # inf: left out
+    assert "engine error inf (not finite: not on a log scale)" in texts  # inf: named, not drawn
+    assert not [line for line in root.iter(SVG + "line") if line.get("stroke-dasharray") == "6 4" and line.get("x1") != line.get("x2")]
     one = _parse_svg(step_plot_svg([[1e-3, 1.5, 1.5]], 1.0))  # a single point still gets a decade of axis
     assert len([t for t in one.iter(SVG + "text") if (t.text or "").startswith("10")]) >= 2
 

@@ -122,6 +122,18 @@ def test_validate_accepts_real_reports(real_reports, name):
     validate(real_reports[name])
 
 
+def test_validate_accepts_exact_adjoints_in_graph_nodes(real_reports):
+    # `grad` (the exact d output / d node) is what the page needs to show where
+    # the backward pass parts from the truth; the verifier may write it.
+    report = copy.deepcopy(real_reports["float32"])
+    for node in report["discrepancies"][0]["graph"]:
+        node["grad"] = 0.5
+    validate(report)
+    report["discrepancies"][0]["graph"][0]["grad"] = "(1+2j)"  # exact adjoints are real
+    with pytest.raises(ValueError, match=r"graph\[0\]"):
+        validate(report)
+
+
 def test_validate_accepts_non_finite_and_complex_strings(real_reports):
     report = copy.deepcopy(real_reports["float32"])
     finding = report["discrepancies"][0]
@@ -189,7 +201,8 @@ def test_validate_needs_jsonschema_and_says_so(monkeypatch):
 
 
 def test_public_api():
-    assert set(reports.__all__) == {"write_json", "render_html", "write_html", "validate", "SCHEMA_PATH"}
+    assert set(reports.__all__) == {"write_json", "render_html", "write_html", "finding_card", "summary_fragment",
+                                    "validate", "SCHEMA_PATH"}
     for name in reports.__all__[:-1]:
         assert ">>> " in getattr(reports, name).__doc__  # every function shows an example
     assert SCHEMA_PATH.is_file()

@@ -1,0 +1,164 @@
+"""The words at the top of a report: the headline, what was judged, the index.
+
+A reader decides in one look whether to read on, so the headline names the ops
+at fault (not only a count), and a clean verdict says how much was judged and
+what was not: "no discrepancy" over 10 judged values means little, over 2,372
+of 2,400 a lot. Plain strings and dicts only; the template escapes them.
+
+Example:
+    >>> headline([{"op": "tanh", "kind": "gradient", "id": "F1"},
+    ...           {"op": "mul", "kind": "value", "id": "F2"}], "error")["text"]
+    '2 errors: tanh (gradient), mul (value)'
+"""
+
+from __future__ import annotations
+
+from typing import Any, Mapping, Sequence
+
+__all__ = [
+    "verdict_banner", "headline", "judged_sentence", "judged_short", "judged_total", "judged_rows", "index_row",
+    "SHORT_REASONS", "UNJUDGED_REASONS", "BELOW", "plural",
+]
+
+# Why a quantity was not judged, in a few words (the long forms are in html.py).
+SHORT_REASONS = {
+    "outside-domain": "outside the domain",
+    "ill-conditioned": "ill-conditioned",
+    "noise-beyond-float64": "noise beyond float64",
+    "not-representable": "beyond float64",
+    "undefined": "undefined derivative",
+}
+MESSAGE_CHARS = 110  # an index row's message: one line at 1280 px
+
+
+def plural(n: Any, word: str, words: str | None = None) -> str:
+    count = f"{n:,}" if isinstance(n, int) else str(n)
+    return f"{count} {word if n == 1 else (words or word + 's')}"
+
+
+def headline(findings: Sequence[Mapping[str, Any]], severity: str) -> dict[str, Any]:
+    """"2 errors: tanh (gradient), mul (value)": the count, then each op at fault
+    (in the order of the findings, each linked to its first one) with its kinds."""
+    by_op: dict[str, dict[str, Any]] = {}
+    for f in findings:
+        entry = by_op.setdefault(f["op"], {"op": f["op"], "anchor": f["id"], "kinds": {}})
+        entry["kinds"][f["kind"]] = entry["kinds"].get(f["kind"], 0) + 1
+    ops = []
+    for entry in by_op.values():
+        kinds = ", ".join(kind if n == 1 else f"{kind} ×{n}" for kind, n in entry["kinds"].items())
+        ops.append({"op": entry["op"], "anchor": entry["anchor"], "kinds": kinds})
+    count = plural(len(findings), severity)
+    text = count + ": " + ", ".join(f"{o['op']} ({o['kinds']})" for o in ops) if ops else count
+    return {"count": count, "ops": ops, "text": text}
+
+
+def _counts(judged: Mapping[str, Any], key: str) -> dict[str, int]:
+    counts = judged.get(key)
+    if not isinstance(counts, Mapping):
+        return {}
+    return {str(k): v for k, v in counts.items() if isinstance(v, int) and not isinstance(v, bool)}
+
+
+def judged_short(judged: Mapping[str, Any]) -> str | None:
+    """"401 of 480 values and 456 of 552 partial derivatives judged", or None if not recorded."""
+    parts = []
+    for key, word in (("values", "value"), ("partials", "partial derivative")):
+        counts = _counts(judged, key)
+        if counts:
+            total = sum(counts.values())
+            parts.append(f"{counts.get('judged', 0):,} of {plural(total, word)}")
+    return " and ".join(parts) + " judged" if parts else None
+
+
+def judged_sentence(judged: Mapping[str, Any]) -> str | None:
+    """What was judged and, by reason, what was not; None if not recorded.
+
+    Example:
+        >>> judged_sentence({"values": {"judged": 9, "outside-domain": 1},
+        ...                  "partials": {"judged": 18, "outside-domain": 1, "undefined": 1}})
+        '9 of 10 values and 18 of 20 partial derivatives judged; not judged: outside the domain: 1 value, 1 partial; undefined derivative: 1 partial.'
+    """
+    short = judged_short(judged)
+    if short is None:
+        return None
+    values, partials = _counts(judged, "values"), _counts(judged, "partials")
+    reasons = [r for r in SHORT_REASONS if values.get(r) or partials.get(r)]
+    reasons += sorted({r for r in (*values, *partials) if r != "judged" and r not in SHORT_REASONS
+                       and (values.get(r) or partials.get(r))})
+    parts = []
+    for reason in reasons:
+        counts = [plural(c[reason], word) for c, word in ((values, "value"), (partials, "partial")) if c.get(reason)]
+        parts.append(f"{SHORT_REASONS.get(reason, reason)}: {', '.join(counts)}")
+    return short + ("; not judged: " + "; ".join(parts) + "." if parts else "; nothing left unjudged.")
+
+
+def judged_total(judged: Mapping[str, Any]) -> int | None:
+    """How many quantities were judged in all, None if not recorded."""
+    counts = [_counts(judged, key) for key in ("values", "partials")]
+    if not any(counts):
+        return None
+    return sum(c.get("judged", 0) for c in counts)
+
+
+def index_row(f: Mapping[str, Any]) -> dict[str, Any]:
+    """One row of "All findings": enough to tell two findings of ``tanh(x0)`` apart."""
+    message = str(f.get("message", ""))
+    short = message if len(message) <= MESSAGE_CHARS else message[: MESSAGE_CHARS - 1].rstrip() + "…"
+    return {
+        "id": f["id"], "severity": f["severity"], "kind": f["kind"], "op": f["op"],
+        "expression": f["expression"],
+        "point": ", ".join(f"{name} = {x}" for name, x in f["point"]) or "no variables",
+        "message": short, "full_message": message,
+    }
+
+
+BELOW = ", each finding with its blamed op and a reproducer below"  # on the page, not in a fragment
+
+
+def verdict_banner(errors: list[dict], warnings: list[dict], oracle: list[dict], examples: Any,
+                   judged: Mapping[str, Any], nothing_judged: str = "") -> dict[str, Any]:
+    """The banner: its colour, the headline (naming the ops at fault) and one line more."""
+    others = []
+    if warnings and errors:
+        others.append(plural(len(warnings), "warning"))
+    if oracle:
+        others.append(plural(len(oracle), "oracle finding") + " (not the engine's fault)")
+    detail = "; ".join(others + [f"in {plural(examples, 'example')}{BELOW}"])
+    if errors or warnings:
+        top = headline(errors or warnings, "error" if errors else "warning")
+        return {"css": "error" if errors else "warning", "count": top["count"] if errors else "Warnings only: " + top["count"],
+                "ops": top["ops"], "text": top["text"] if errors else "Warnings only: " + top["text"], "detail": detail}
+    total = judged_total(judged)
+    if total == 0 or nothing_judged:  # "no discrepancy" over nothing judged would be a false all-clear
+        why = nothing_judged or "no value or partial derivative could be judged"
+        return {"css": "warning", "count": f"Nothing judged in {plural(examples, 'example')}", "ops": [],
+                "text": f"Nothing judged in {plural(examples, 'example')}",
+                "detail": f"{why}; not a pass" + (": " + judged_sentence(judged) if judged_sentence(judged) else ".")}
+    sentence = judged_sentence(judged)
+    text = f"No discrepancies in {examples} examples"
+    detail = ("no discrepancy: " + sentence) if sentence else "every value and gradient agreed with the exact reference"
+    if oracle:
+        detail += f" {plural(len(oracle), 'oracle finding')} below (not the engine's fault)."
+    return {"css": "ok", "count": text, "ops": [], "text": text, "detail": detail}
+
+
+# What each reason a quantity was not judged means, for the reader.
+UNJUDGED_REASONS = {
+    "outside-domain": "outside the domain (the value is undefined)",
+    "ill-conditioned": "within float64 noise of a domain edge, or not linear in its noise",
+    "undefined": "an infinite or undefined derivative on its path",
+    "not-representable": "the exact quantity is beyond float64",
+    "noise-beyond-float64": "no float64 computation of it can be trusted (an intermediate over- or underflows)",
+}
+
+
+def judged_rows(judged: Mapping[str, Any]) -> list[dict[str, Any]]:
+    """Rows of the "what was judged" table: values, then partial derivatives."""
+    rows = []
+    for key, label in (("values", "values"), ("partials", "partial derivatives")):
+        counts = _counts(judged, key)
+        if not counts:
+            continue
+        reasons = [(UNJUDGED_REASONS.get(str(k), str(k)), v) for k, v in counts.items() if k != "judged" and v]
+        rows.append({"label": label, "judged": counts.get("judged", 0), "total": sum(v for v in counts.values() if isinstance(v, int)), "reasons": reasons})
+    return rows
