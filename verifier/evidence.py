@@ -103,7 +103,8 @@ def graph_nodes(program: Program, truth: PointReference, outcome: EngineOutcome 
     values = outcome.node_values if outcome is not None and outcome.node_values else (None,) * len(program)
     grads = outcome.node_grads if outcome is not None and outcome.node_grads else (None,) * len(program)
     return tuple(
-        GraphNode(i, program.ops[i], _label(program, i), program.args[i], truth.node_values[i], values[i], grads[i], i in blamed)
+        GraphNode(i, program.ops[i], _label(program, i), program.args[i], truth.node_values[i], values[i], grads[i], i in blamed,
+                  truth.node_grads[i] if truth.node_grads else None)
         for i in range(len(program))
     )
 

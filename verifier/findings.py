@@ -106,6 +106,7 @@ class GraphNode:
     engine_value: float | complex | None
     engine_grad: float | complex | None
     blamed: bool = False
+    grad: float | None = None  # the exact adjoint (the engine's is engine_grad)
 
 
 @dataclass(frozen=True)
@@ -176,6 +177,25 @@ class Finding:
         text = "|".join(map(str, self.signature)) + "|" + self.expression + "|" + repr(self.point)
         return "F" + hashlib.sha1(text.encode()).hexdigest()[:8]
 
+    def __repr__(self) -> str:
+        """One line: id, severity, kind, op at fault, expression and point, message.
+
+        Example:
+            >>> f = Finding("gradient", "error", "engine", "d/dx0 is 0.4, exact -0.4", "cos(x0)", ("x0",), (1.0,),
+            ...             "defined", "", Blame("engine", "cos"))
+            >>> f
+            <Finding F96ddc672 error gradient · cos: cos(x0) at x0=1.0 — d/dx0 is 0.4, exact -0.4>
+        """
+        where = ", ".join(f"{name}={x!r}" for name, x in zip(self.variables, self.point))
+        return (f"<Finding {self.id} {self.severity} {self.kind} · {self.blame.op or self.blame.backend}: "
+                f"{_clip(self.expression, 80)} at {where} — {_clip(self.message, 120)}>")
+
+    def _repr_html_(self) -> str:
+        """The finding's card, as the HTML report shows it."""
+        from verifier.display import finding_html
+
+        return finding_html(self.to_dict(), repr(self))
+
     def to_dict(self) -> dict[str, Any]:
         """The finding as plain data (the JSON report's ``discrepancies`` items)."""
         data = jsonable(asdict(self))
@@ -186,3 +206,9 @@ class Finding:
         if self.gradient_floor is not None:
             data["gradient_floor"] = {name: jsonable(x) for name, x in zip(self.variables, self.gradient_floor)}
         return data
+
+
+def _clip(text: str, limit: int) -> str:
+    """``text`` on one line, at most ``limit`` characters."""
+    line = " ".join(str(text).split())
+    return line if len(line) <= limit else line[: limit - 3] + "..."

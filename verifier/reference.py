@@ -361,6 +361,8 @@ class PointReference:
         exact_value, exact_gradient: the values at full precision, as text.
         node: the node that makes the point undefined or ill-conditioned.
         value_status, gradient_status: ``judged`` or the reason it is not.
+        node_grads: the exact adjoint of every node (the first side at kinks;
+            empty where the point is undefined).
     """
 
     status: str
@@ -378,6 +380,7 @@ class PointReference:
     node: int | None = None
     value_status: str = JUDGED
     gradient_status: tuple[str, ...] = ()
+    node_grads: tuple[float, ...] = ()
 
     @property
     def value_judged(self) -> bool:
@@ -588,7 +591,7 @@ def _exact(program: Program, point: Sequence[float], m: Any, classify: bool) -> 
     if classify and len(kinks) > MAX_KINKS:
         raise stop("ill-conditioned", f"{len(kinks)} kinks at this point", kinks[0])
     slots = _gradient_nodes(program)
-    gradients, floors = [], []
+    gradients, floors, adjoints = [], [], []
     undefined_paths = _reaching(program, undefined)
     for sides in itertools.product((0, 1), repeat=len(kinks)):
         overrides = {node: _one_sided(program, node, side) for node, side in zip(kinks, sides)}
@@ -598,6 +601,7 @@ def _exact(program: Program, point: Sequence[float], m: Any, classify: bool) -> 
             raise _Lossy  # likewise
         gradients.append([g[s] for s in slots])
         floors.append([E[s] for s in slots])
+        adjoints.append(g)
     first = gradients[0]
     value_floor = _floor_float(e[-1])
     gradient_floor = tuple(_floor_float(max((f[k] for f in floors), key=_nan_first)) for k in range(nvars))
@@ -613,6 +617,7 @@ def _exact(program: Program, point: Sequence[float], m: Any, classify: bool) -> 
         kink_nodes=tuple(kinks), node_values=tuple(_to_float(v) for v in values),
         exact_value=_text(values[-1]), exact_gradient=tuple(_text(x) for x in first),
         node=culprit, value_status=value_status, gradient_status=gradient_status,
+        node_grads=tuple(_to_float(x) for x in adjoints[0]),
     )
 
 
