@@ -4,7 +4,8 @@ Each mutant of tests/engines/base.py carries one realistic bug; `check_engine` w
 its default settings must catch every one within 300 examples and blame the right
 op (or the backward pass). Correct engines written in different ways (ours, the
 published micrograd, torch behind the protocol, other valid formulas) must give no
-error finding in 2000 examples each: a fixed tight tolerance would flag the
+error finding in 2000 examples each (5000 for ours and micrograd, CI's false-positive
+runs): a fixed tight tolerance would flag the
 alternative formulas, a loose one would miss the single-precision mutants.
 """
 
@@ -41,6 +42,10 @@ CORRECT = {
     "torch": f"{ENGINES / 'torch_engine.py'}:Value",
     "base": f"{ENGINES / 'base.py'}:Value",
 }
+# The false-positive runs of CI: the built-in engine and the published micrograd get
+# at least 5,000 examples each (issue 9), the other correct engines 2,000.
+EXAMPLES = {"engine.Value": 5000, "micrograd": 5000}
+DEFAULT_EXAMPLES = 2000
 
 
 @pytest.mark.parametrize("name", [*CORRECT, "alternative formulas"])
@@ -49,8 +54,9 @@ def test_correct_engines_have_no_error_findings(name: str, tmp_path: Path) -> No
         target = f"{corpus.write_engine(tmp_path, 'alt', corpus.ALT_FORMULAS)}:Value"
     else:
         target = CORRECT[name]
-    result = check_engine(target, examples=2000, seed=0)
-    assert result.examples == 2000
+    examples = EXAMPLES.get(name, DEFAULT_EXAMPLES)
+    result = check_engine(target, examples=examples, seed=0)
+    assert result.examples == examples
     errors = [(f.kind, f.blame.op, f.expression, f.point, f.message) for f in result.findings]
     assert not errors, f"{name}: false alarms {errors}"
     if name == "micrograd":
