@@ -12,12 +12,17 @@ blow-up on shared or deep graphs. Two evaluations:
   few ulps of the scale of its own terms, propagated through the chain rule);
   points near a domain edge or a kink are flagged for the exact path.
 * :func:`exact` — one point in mpmath at 50 digits: the truth the judge compares
-  against, with the point classified (outside the domain, at a kink, near an edge,
-  not representable in float64). Its noise floors are computed in mpmath too, so
-  they neither underflow nor overflow on the way.
+  against, with the point classified (outside the domain, at a kink, near an edge)
+  and each quantity — the value and every partial — judged on its own: it is not
+  judged only where its exact value is beyond float64, where its floor is (an
+  overflow on its path, or a valid formula's intermediate that overflows), or where
+  its derivative is undefined. Floors are computed in mpmath where a float would
+  over- or underflow on the way. :func:`truth_at` classifies a point the way the
+  judge does (the sweep first), so a point's class never depends on the engine.
 
 Results in the subnormal range may be flushed to zero (as torch does): every op's
-floor includes the smallest normal float.
+floor includes the smallest normal float, so underflow to zero is an exact answer
+with a floor, judged like any other.
 
 Example:
     >>> from verifier.parsing import parse
