@@ -8,6 +8,10 @@ Example::
 The suites (each test exercises only the ops the engine has; the others are
 skipped with the reason ``engine lacks exp, log``):
 
+* ``test_op_alone``: each op on its own, run first; while one fails, the tests
+  that use it are skipped (``depends on tanh, which fails alone: see
+  test_op_alone[tanh]``) and the random expressions leave it out, so one bug is
+  one failure, named after its op;
 * ``test_oracle_agreement``: values and gradients of random expressions against
   the exact reference (SymPy at 50 digits), torch and central differences;
 * ``test_metamorphic``: relations that need no oracle (``x - y`` is ``x + (-y)``,

@@ -1,5 +1,6 @@
 """The suites need crossgrad's pytest plugin (say so in one line if it is missing),
-and every test must compare something (see :func:`properties.compared`)."""
+every test must compare something (see :func:`properties.compared`), and no
+example has a deadline."""
 
 from __future__ import annotations
 
@@ -19,6 +20,23 @@ def pytest_configure(config: pytest.Config) -> None:
             "the crossgrad property suites need crossgrad's pytest plugin: "
             "pip install crossgrad (it registers the plugin), or pass -p verifier.pytest_plugin"
         )
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """No deadline for the suites' examples, whatever profile is loaded (Hypothesis's
+    own ``default`` has 200 ms): a whole MLP, or two xdist workers sharing two busy
+    cores, take longer, and a DeadlineExceeded would stand in for the verdict."""
+    from hypothesis import is_hypothesis_test, settings
+
+    for item in items:
+        test = getattr(getattr(item, "obj", None), "__func__", getattr(item, "obj", None))
+        if test is None or not is_hypothesis_test(test) or getattr(item, "module", None) is None:
+            continue
+        if not item.module.__name__.startswith("properties."):
+            continue
+        current = getattr(test, "_hypothesis_internal_use_settings", None) or settings.default
+        if current.deadline is not None:
+            test._hypothesis_internal_use_settings = settings(current, deadline=None)
 
 
 @pytest.hookimpl(wrapper=True)

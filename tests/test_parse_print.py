@@ -223,7 +223,9 @@ def _error(text: str, limits: ParseLimits = ParseLimits()) -> ParseError:
     ("t = x; t = y; t", "'t'", 8),
     ("y = x; x = 2; x", "'x'", 8),
     ("x; y", "name = expression", 1),
-    ("x +", "invalid syntax", 4),
+    ("x +", "the expression ends after '+': an operand is missing", 4),
+    ("x0^2", "use ** for powers: x0**2", 1),
+    ("math.tanh(x0)", "write tanh(x0), without the module", 1),
 ])
 def test_rejected_with_text_and_column(text: str, named: str, column: int) -> None:
     error = _error(text)
@@ -231,6 +233,29 @@ def test_rejected_with_text_and_column(text: str, named: str, column: int) -> No
     assert error.column == column and error.line == 1
     assert str(error).endswith(f"at column {column}")
     assert error.pointer().splitlines()[1] == " " * (column - 1) + "^"
+
+
+@pytest.mark.parametrize(("text", "message"), [
+    # the usual slips, each with its hint (and never Python's "invalid syntax (invalid syntax)")
+    ("x0 +", "the expression ends after '+': an operand is missing at column 5"),
+    ("tanh(x0) ** ", "the expression ends after '**': an operand is missing at column 12"),
+    ("x0^2", "'^' is not a power here: use ** for powers: x0**2 at column 1"),
+    ("tanh(x)^2 + 1", "'^' is not a power here: use ** for powers: tanh(x)**2 + 1 at column 1"),  # as meant, not as Python groups it
+    ("(x0 + x1)^0.5", "'^' is not a power here: use ** for powers: (x0 + x1)**0.5 at column 1"),
+    ("math.tanh(x0)", "write tanh(x0), without the module: 'math.tanh' is not in the syntax at column 1"),
+    ("np.exp(x0 * x1) + 1", "write exp(x0 * x1), without the module: 'np.exp' is not in the syntax at column 1"),
+    ("torch.nn.functional.relu(x)", "write relu(x), without the module: 'torch.nn.functional.relu' is not in the syntax at column 1"),
+    ("2x", "invalid decimal literal: write 2*x for a product, not 2x at column 1"),
+    ("(x0 + 1", "invalid syntax: '(' was never closed at column 1"),
+])
+def test_usual_slips_get_a_one_line_hint(text: str, message: str) -> None:
+    assert str(_error(text)) == message
+    assert "invalid syntax (invalid syntax)" not in message
+
+
+def test_a_variable_named_like_a_module_keeps_the_method_message() -> None:
+    assert str(_error("x.tanh(y)")) == ".tanh() takes no arguments at column 1"
+    assert str(_error("np = x; np.tanh(x)")).startswith(".tanh() takes no arguments")  # np is a bound name here
 
 
 def test_rejections_on_later_lines_name_the_line() -> None:

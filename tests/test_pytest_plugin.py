@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import re
+import sys
 from importlib.metadata import entry_points
 
 import pytest
@@ -59,7 +60,9 @@ def test_mutant_fails_with_the_table_the_blamed_op_and_replay_under_xdist(pytest
                   "--verifier-engine", target, "--verifier-report", str(report))
     out = result.stdout.str()
     assert result.ret == 1, out
-    assert result.parseoutcomes()["failed"] >= 3
+    # tanh fails alone, once; everything built on it is skipped, not failed again
+    assert result.parseoutcomes()["failed"] == 1, out
+    assert "FAILED test_op_alone.py::test_op_alone[tanh]" in out
     # The compact table, not a traceback: every oracle, the floor, the blame, replay.
     for line in ("  oracle ", "  reference ", "  engine ", "  sympy ", "  torch ", "  numeric ", "  noise floor "):
         assert line in out
@@ -82,7 +85,8 @@ def test_mutant_failure_without_xdist_is_compact_too(pytester):
     result = _run(pytester, "--pyargs", "properties", *EXAMPLES, "--verifier-engine", _mutant(pytester),
                   "-k", "test_exercise_3", "-rf")
     out = result.stdout.str()
-    assert result.parseoutcomes() == {"failed": 1, "passed": 1, "deselected": 51}, out  # the exp form has no tanh
+    # test_op_alone[tanh] is deselected: nothing is skipped for it, the tanh form fails (the exp form has no tanh)
+    assert result.parseoutcomes() == {"failed": 1, "passed": 1, "deselected": 65}, out
     result.stdout.fnmatch_lines(["GradientMismatch: engine d/d* is *", "*blame*tanh — tanh is wrong alone*",
                                  "*replay*verifier replay crossgrad-findings.json --id F*"])
     # the short summary keeps one line per failure
@@ -125,3 +129,116 @@ def test_bad_engine_is_a_one_line_usage_error(pytester):
     errors = [line for line in result.stderr.lines if line.strip()]
     assert errors == ["ERROR: --verifier-engine nowhere/engine.py:Value: engine file 'nowhere/engine.py' does not exist"]
     assert "Traceback" not in result.stdout.str()
+
+
+# -- each op alone first: one bug, one failure, named after its op ---------------------------------
+
+def _two_bug_engine(pytester: pytest.Pytester) -> str:
+    """base.py with a wrong tanh derivative and a wrong mul gradient."""
+    patches = corpus.MUTANTS_BY_NAME["tanh_grad_missing_square"].patches + corpus.MUTANTS_BY_NAME["mul_grad_uses_own_data"].patches
+    corpus.write_engine(pytester.path, "two_bug_engine", patches)
+    return "two_bug_engine.py:Value"
+
+
+@pytest.mark.parametrize("workers", [[], ["-n", "2"]], ids=["serial", "xdist"])
+def test_two_bugs_fail_once_each_under_their_ops_name(pytester, workers):
+    target = _two_bug_engine(pytester)
+    result = _run(pytester, "--pyargs", "properties", *EXAMPLES, *workers, "-p", "no:randomly",
+                  "--verifier-engine", target, "-rfs")
+    out = result.stdout.str()
+    outcomes = result.parseoutcomes()
+    assert result.ret == 1, out
+    # Before: 25 failures named after properties (reused nodes x4, MLPs, ...), the op only in the blame line.
+    failed = sorted(re.findall(r"^FAILED (\S+)", out, re.MULTILINE))
+    assert failed == ["test_op_alone.py::test_op_alone[mul]", "test_op_alone.py::test_op_alone[tanh]"], out
+    assert outcomes["skipped"] >= 20 and outcomes["passed"] >= 30, out  # the other ops are still exercised
+    result.stdout.fnmatch_lines([
+        "mul fails alone (test_op_alone[[]mul[]]); * tests that use it skipped",
+        "tanh fails alone (test_op_alone[[]tanh[]]); * tests that use it skipped",
+    ])
+    assert re.search(r"SKIPPED \[6\] \S*test_backward.py:\d+: depends on mul, which fails alone: see test_op_alone\[mul\]", out), out
+    assert "depends on tanh, which fails alone: see test_op_alone[tanh]" in out
+    data = json.loads((pytester.path / "crossgrad-findings.json").read_text())
+    assert data["ops_quarantined"] == ["mul", "tanh"]
+    assert sorted(f["blame"]["op"] for f in data["discrepancies"]) == ["mul", "tanh"]
+    assert max(len(f["expression"]) for f in data["discrepancies"]) < 20  # "a * b", "tanh(a)": no 3,188-character MLP
+
+
+def test_op_alone_tests_run_first(pytester):
+    result = _run(pytester, "--pyargs", "properties", "--collect-only", "-q", "-p", "no:randomly")
+    ids = [line for line in result.stdout.lines if "::" in line]
+    alone = [i for i, line in enumerate(ids) if "test_op_alone[" in line]
+    assert len(alone) == 14 and alone == list(range(14)), ids[:16]
+
+
+def test_an_expression_using_an_op_that_fails_alone_is_skipped_in_a_users_tests(pytester):
+    pytester.makepyfile(test_mine="""
+        from properties.test_op_alone import test_op_alone  # the suite's checks of each op alone, here too
+        from verifier.assertions import assert_gradients
+
+        def test_uses_tanh(verifier_engine):
+            assert_gradients("2 * tanh(x)", {"x": 0.5}, engine=verifier_engine)
+
+        def test_uses_exp(verifier_engine):
+            assert_gradients("2 * exp(x)", {"x": 0.5}, engine=verifier_engine)
+    """)
+    result = _run(pytester, "--verifier-engine", _mutant(pytester), "-rfs", "-p", "no:randomly")
+    result.assert_outcomes(passed=14, failed=1, skipped=1)
+    result.stdout.fnmatch_lines(["FAILED test_mine.py::test_op_alone[[]tanh[]]*",
+                                 "SKIPPED [[]1[]] test_mine.py:5: depends on tanh, which fails alone: see test_op_alone[[]tanh[]]"])
+
+
+def test_without_the_op_alone_test_a_users_test_fails_naming_the_op(pytester):
+    pytester.makepyfile(test_mine="""
+        import pytest
+        from verifier.assertions import assert_gradients
+
+        @pytest.mark.requires_ops("tanh")
+        def test_uses_tanh(verifier_engine):
+            assert_gradients("2 * tanh(x)", {"x": 0.5}, engine=verifier_engine)
+    """)
+    result = _run(pytester, "--verifier-engine", _mutant(pytester), "-rf")
+    result.assert_outcomes(failed=1)  # never skipped into a silent pass
+    result.stdout.fnmatch_lines(["*blame*tanh — tanh is wrong alone*"])
+
+
+def test_findings_with_the_same_op_kind_and_cause_are_one_finding(pytester):
+    target = _mutant(pytester)
+    report = pytester.path / "crossgrad.html"
+    # test_op_alone is deselected: two tests find the same tanh bug, on expressions of different sizes
+    result = _run(pytester, "--pyargs", "properties", *EXAMPLES, "--verifier-engine", target, "-p", "no:randomly",
+                  "-k", "test_exercise_3 and tanh or test_each_op_agrees_with_every_oracle and tanh",
+                  "--verifier-report", str(report))
+    out = result.stdout.str()
+    assert result.parseoutcomes()["failed"] == 2, out
+    data = json.loads((pytester.path / "crossgrad-findings.json").read_text())
+    [finding] = data["discrepancies"]
+    assert finding["blame"]["op"] == "tanh" and finding["expression"] == "tanh(a)"  # the shorter one kept
+    assert finding["extra"]["duplicates"] == 1 and len(finding["extra"]["tests"]) == 2
+    # every failure's replay line names the finding that is in the file
+    ids = set(re.findall(r"verifier replay crossgrad-findings\.json --id (F[0-9a-f]{8})", out))
+    assert ids == {finding["id"]}, out
+    assert "1 finding on engine" in out and "(found 2 times)" in out
+    reports = pytest.importorskip("reports")
+    if hasattr(reports, "validate"):
+        reports.validate(data)
+    assert report.exists()
+
+
+def test_assert_gradients_outside_pytest_points_to_no_file(pytester):
+    engine = _mutant(pytester)
+    pytester.makepyfile(check="""
+        import sys
+        from verifier.assertions import GradientMismatch, assert_gradients
+
+        try:
+            assert_gradients("tanh(x)", {"x": 0.7}, engine=sys.argv[1])
+        except GradientMismatch as error:
+            print(error)
+    """)
+    result = pytester.run(sys.executable, "check.py", engine)
+    out = result.stdout.str()
+    assert "blame" in out and "tanh" in out, out
+    assert "verifier replay" not in out and "crossgrad-findings.json" not in out  # no file is written outside pytest
+    assert "reproduce    verifier.compare('tanh(x)'" in out
+    assert not (pytester.path / "crossgrad-findings.json").exists()

@@ -41,6 +41,7 @@ _EXPORTS = {
     "EngineLoadError": "verifier.loader",
     "strategies": "verifier.strategies",
     "assert_gradients": "verifier.assertions",
+    "assert_op_alone": "verifier.assertions",
     "assert_same_gradients": "verifier.assertions",
     "GradientMismatch": "verifier.assertions",
 }

@@ -28,6 +28,9 @@ from verifier.ops import FUNCTIONS, OPS
 __all__ = ["parse", "ParseError", "ParseLimits"]
 
 _BINARY = {ast.Add: "add", ast.Sub: "sub", ast.Mult: "mul", ast.Div: "div"}
+# Names people put before an op's function by habit (math.tanh(x)): the syntax has
+# the functions themselves.
+_MODULES = frozenset({"math", "cmath", "np", "numpy", "torch", "F", "jnp", "jax", "sympy", "sp", "mpmath", "mp", "scipy", "special"})
 _ALLOWED = "numbers, variables, + - * /, unary -, ** number, and " + ", ".join(f"{f}()" for f in FUNCTIONS)
 
 
@@ -153,6 +156,8 @@ class _Walker:
         if isinstance(node, ast.BinOp):
             if isinstance(node.op, ast.Pow):
                 return [node.left]
+            if isinstance(node.op, ast.BitXor):  # x^2 as in maths or LaTeX: Python's ^ is xor
+                raise self.fail(f"'^' is not a power here: use ** for powers: {_with_powers(self.text)}", node)
             if type(node.op) not in _BINARY:
                 raise self.fail(f"operator {_snippet(self.text, node)!r} is not allowed; expected {_ALLOWED}", node)
             return [node.left, node.right]
@@ -168,6 +173,10 @@ class _Walker:
                 if len(node.args) != 1:
                     raise self.fail(f"{func.id}() takes exactly one argument", node)
                 return [node.args[0]]
+            if isinstance(func, ast.Attribute) and func.attr in FUNCTIONS and _is_module(func.value, self.bound):
+                arguments = ", ".join(_snippet(self.text, a) for a in node.args) or "x"
+                raise self.fail(f"write {func.attr}({arguments}), without the module: "
+                                f"{_snippet(self.text, func)!r} is not in the syntax", node)
             if isinstance(func, ast.Attribute) and func.attr in FUNCTIONS:
                 if node.args:
                     raise self.fail(f".{func.attr}() takes no arguments", node)
@@ -230,6 +239,40 @@ class _Walker:
         return self.expression(last.value)
 
 
+def _with_powers(text: str, width: int = 24) -> str:
+    """The text as meant, ``^`` read as ``**`` (Python's ``^`` also binds more
+    loosely than ``+``: ``tanh(x)^2 + 1`` means ``tanh(x)**2 + 1``), cut to a window
+    around the first ``^`` when long."""
+    line = next(part for part in text.splitlines() if "^" in part)
+    i = line.index("^")
+    left, right = line[max(0, i - width): i], line[i + 1: i + 1 + width]
+    shown = ("..." if i > width else "") + left + "**" + right + ("..." if len(line) > i + 1 + width else "")
+    return shown.replace("^", "**").strip()
+
+
+def _is_module(node: ast.expr, bound: dict[str, Expr]) -> bool:
+    """Whether ``node`` (before ``.tanh(...)``) names a library: ``math``,
+    ``np``, ``torch.nn.functional``; not a variable of the expression."""
+    while isinstance(node, ast.Attribute):
+        node = node.value
+    return isinstance(node, ast.Name) and node.id in _MODULES and node.id not in bound
+
+
+# The last operator of a text that stops too early ("x0 +"), and what it is.
+_DANGLING = re.compile(r"(\*\*|[-+*/^])\s*$")
+
+
+def _syntax_message(text: str, error: SyntaxError) -> str:
+    """Python's complaint, with a hint where a usual slip explains it."""
+    dangling = _DANGLING.search(text)
+    if dangling:
+        return f"the expression ends after {dangling.group(1)!r}: an operand is missing"
+    msg = error.msg or "invalid syntax"
+    if msg.startswith("invalid decimal literal"):
+        return f"{msg}: write 2*x for a product, not 2x"
+    return msg if msg.startswith("invalid syntax") else f"invalid syntax: {msg}"
+
+
 _BRACKETS = re.compile(r"[][(){}]")
 _SIGNS = re.compile(r"[-+~](?:\s*[-+~])*")  # a run of signs nests one unary op per sign
 
@@ -279,7 +322,8 @@ def parse(text: str, *, limits: ParseLimits = ParseLimits()) -> Expr:
         line, column = error.lineno or 0, error.offset or 0
         if line == 1:
             column += walker.column_shift
-        raise ParseError(f"invalid syntax ({error.msg})", text, line + walker.line_shift if line else 0, column) from None
+        message = _syntax_message(text.strip(), error)
+        raise ParseError(message, text, line + walker.line_shift if line else 0, column) from None
     except (RecursionError, MemoryError):
         raise ParseError("expression is nested too deeply; name intermediate results (t1 = ...; t2 = ...)") from None
     return walker.module(tree)

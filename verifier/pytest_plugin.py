@@ -12,12 +12,21 @@ Installed with crossgrad (``pytest11`` entry point ``crossgrad``); or load it wi
   of the ops it supports);
 * the marker ``requires_ops(*names)``: the test is skipped, with the reason
   ``engine lacks exp, log``, unless the engine has them all;
+* each op checked alone first: tests marked ``checks_op_alone(name)`` (the suites'
+  ``test_op_alone[tanh]``) run before the others, and while one fails, every test
+  that uses that op (by its ``requires_ops`` marks, or by the expressions it
+  judges) is skipped with ``depends on tanh, which fails alone: see
+  test_op_alone[tanh]``, and ``verifier_ops`` leaves the op out: one bug, one
+  failure, named after its op. The verdicts are computed once per process (xdist
+  workers included), on first need;
 * the engine, its ops, the seed and the Hypothesis profile in the report header;
 * failures of :class:`verifier.assertions.GradientMismatch` shown as the compact
   table and the ``verifier replay`` command instead of a traceback;
 * the session's findings written once (by the xdist controller when there are
   workers) as JSON (``crossgrad-findings.json`` in the rootdir, if anything failed)
-  and, on request, as the HTML report of ``verifier check``.
+  and, on request, as the HTML report of ``verifier check``; findings with the same
+  op, kind and cause are one finding (the shortest expression), whichever tests
+  found it.
 
 Example::
 
@@ -66,6 +75,10 @@ class _State:
     supported: tuple[str, ...] = ()
     missing: tuple[str, ...] = ()
     findings: dict[str, dict] = field(default_factory=dict)
+    alone_tests: dict[str, str] = field(default_factory=dict)  # op -> name of the test checking it alone
+    failing_alone: dict[str, str] = field(default_factory=dict)  # op -> that test's name (controller)
+    skipped_for: Counter = field(default_factory=Counter)  # op -> tests skipped because it fails alone
+    compact: list[Any] = field(default_factory=list)  # failure texts whose replay ids may be merged
     stats: Counter = field(default_factory=Counter)
     outcomes: dict[str, str] = field(default_factory=dict)
     workers: set = field(default_factory=set)
@@ -125,6 +138,11 @@ def pytest_configure(config: pytest.Config) -> None:
         "markers",
         "requires_ops(*names): skip unless the engine under test (--verifier-engine) "
         "has all these ops, e.g. requires_ops('exp', 'log')",
+    )
+    config.addinivalue_line(
+        "markers",
+        "checks_op_alone(name): this test checks op NAME alone; it runs first, and while "
+        "it fails the tests that use NAME are skipped (depends on NAME, which fails alone)",
     )
     option = config.getoption("--verifier-engine")
     ini = (config.getini("verifier_engine") or "").strip()
@@ -246,9 +264,31 @@ class Ops(tuple):
 @pytest.fixture(scope="session")
 def verifier_ops(pytestconfig: pytest.Config) -> tuple[str, ...]:
     """Names of the ops the engine under test supports, in the op table's order
-    (``('add', 'sub', 'mul', ...)``); use them as ``expressions(ops=verifier_ops)``."""
-    engine_of(pytestconfig)
-    return Ops(_state(pytestconfig).supported)
+    (``('add', 'sub', 'mul', ...)``); use them as ``expressions(ops=verifier_ops)``.
+
+    An op that fails its ``checks_op_alone`` test in this session is left out: it
+    is reported once, there, and the random expressions exercise the others."""
+    engine = engine_of(pytestconfig)
+    state = _state(pytestconfig)
+    failing = _failing_alone(state, engine, state.alone_tests)
+    return Ops(op for op in state.supported if op not in failing)
+
+
+def _failing_alone(state: _State, engine: type, ops: Any) -> list[str]:
+    """Those of ``ops`` checked alone in this session that fail alone (computed
+    once per process, on first need: xdist workers each know every verdict)."""
+    from verifier.assertions import fails_alone
+
+    failing = []
+    for op in ops:
+        if op not in state.alone_tests or op not in state.supported:
+            continue
+        try:
+            if fails_alone(op, engine=engine) is not None:
+                failing.append(op)
+        except Exception:  # noqa: BLE001, S112 - not a verdict: the op's own test shows the error, nothing is skipped for it
+            continue
+    return failing
 
 
 def _uses_engine(item: pytest.Item) -> bool:
@@ -256,8 +296,10 @@ def _uses_engine(item: pytest.Item) -> bool:
     return any(f in names for f in ENGINE_FIXTURES) or item.get_closest_marker("requires_ops") is not None
 
 
+@pytest.hookimpl(trylast=True)  # after deselection (-k, -m) and reordering plugins
 def pytest_collection_modifyitems(session: pytest.Session, config: pytest.Config, items: list[pytest.Item]) -> None:
     state = _state(config)
+    _alone_first(state, items)
     ours = [item for item in items if _uses_engine(item)]
     if not ours:
         return
@@ -279,11 +321,31 @@ def pytest_collection_modifyitems(session: pytest.Session, config: pytest.Config
             seed(state.seed)(test)
 
 
-def _lacking(item: pytest.Item, state: _State) -> list[str]:
-    """The ops named by the item's ``requires_ops`` marks that the engine lacks."""
+def _alone_first(state: _State, items: list[pytest.Item]) -> None:
+    """Tests of an op alone run first, and are remembered by op (on every xdist
+    worker: each collects the same items)."""
+    state.alone_tests = {}
+    alone = []
+    for item in items:
+        mark = item.get_closest_marker("checks_op_alone")
+        if mark is not None and mark.args:
+            state.alone_tests.setdefault(str(mark.args[0]), item.name)
+            alone.append(item)
+    if alone:
+        chosen = set(map(id, alone))
+        items[:] = alone + [item for item in items if id(item) not in chosen]
+
+
+def _required(item: pytest.Item) -> list[str]:
     wanted: list[str] = []
     for mark in item.iter_markers("requires_ops"):
         wanted += [str(name) for name in mark.args]
+    return list(dict.fromkeys(wanted))
+
+
+def _lacking(item: pytest.Item, state: _State) -> list[str]:
+    """The ops named by the item's ``requires_ops`` marks that the engine lacks."""
+    wanted = _required(item)
     if not wanted:
         return []
     from verifier.ops import OPS
@@ -297,10 +359,32 @@ def _lacking(item: pytest.Item, state: _State) -> list[str]:
 
 
 def pytest_runtest_setup(item: pytest.Item) -> None:
-    if "verifier.assertions" in sys.modules:
-        from verifier.assertions import set_replay_file
+    state = _state(item.config)
+    uses_engine = _uses_engine(item)
+    if "verifier.assertions" in sys.modules or uses_engine:
+        from verifier.assertions import set_alone_tests, set_replay_file
 
-        set_replay_file(_shown(_state(item.config).json_path, item.config))
+        set_replay_file(_shown(state.json_path, item.config))
+        set_alone_tests(state.alone_tests, state.engine)
+    if not uses_engine or not state.alone_tests:
+        return
+    engine = _load(state)
+    if engine is None:
+        return
+    set_alone_tests(state.alone_tests, engine)  # loaded only now, if this is the first test to need it
+    # Every verdict now, outside the test's own timing: an assertion inside a
+    # Hypothesis example asks for them too, and must not pay for them against its deadline.
+    failing_here = set(_failing_alone(state, engine, state.alone_tests))
+    if item.get_closest_marker("checks_op_alone") is not None:
+        return
+    failing = [op for op in _required(item) if op in failing_here]
+    if failing:
+        names, tests = " and ".join(failing), ", ".join(state.alone_tests[op] for op in failing)
+        reason = f"depends on {names}, which fail{'s' if len(failing) == 1 else ''} alone: see {tests}"
+        try:  # reported at the test's own location, as a skip mark is
+            raise pytest.skip.Exception(reason, _use_item_location=True)
+        except TypeError:  # a pytest without that keyword
+            pytest.skip(reason)
 
 
 def _shown(path: Path, config: pytest.Config) -> str:
@@ -383,6 +467,9 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo) -> Any:
         stats = sys.modules["verifier.assertions"].take_stats()
         if stats:
             report.crossgrad_stats = stats
+    checks = item.get_closest_marker("checks_op_alone")
+    if checks is not None and checks.args and report.failed:
+        report.crossgrad_alone = [str(checks.args[0]), item.name]  # for the controller's summary
     if not report.failed or call.excinfo is None:
         return report
     found, alone = _mismatches(call.excinfo.value)
@@ -420,7 +507,9 @@ def _report_dict(config: pytest.Config, session: pytest.Session, state: _State) 
     errors = [f for f in findings if f.get("severity") == "error" and f.get("blame", {}).get("backend") == "engine"]
     warnings = [f for f in findings if f.get("severity") != "error" and f.get("blame", {}).get("backend") == "engine"]
     oracle = [f for f in findings if f.get("blame", {}).get("backend") != "engine"]
-    by_op = Counter((f["blame"].get("op") or f["blame"].get("backend"), f["kind"], f["severity"]) for f in errors + warnings)
+    by_op: Counter = Counter()
+    for f in errors + warnings:  # each merged finding counts the times it was found
+        by_op[(f["blame"].get("op") or f["blame"].get("backend"), f["kind"], f["severity"])] += 1 + f.get("extra", {}).get("duplicates", 0)
     points = {k.split(".", 1)[1]: v for k, v in state.stats.items() if k.startswith("points.")}
     interrupted = session.shouldstop or session.exitstatus == pytest.ExitCode.INTERRUPTED
     return {
@@ -434,7 +523,8 @@ def _report_dict(config: pytest.Config, session: pytest.Session, state: _State) 
         "ops": list(state.supported),
         "ops_supported": list(state.supported),
         "ops_missing": list(state.missing),
-        "ops_quarantined": [],
+        # Reported once, by their test alone; then not generated (verifier_ops).
+        "ops_quarantined": sorted(state.failing_alone),
         "duration_s": round(time.time() - state.started, 3),
         "stopped": "interrupted" if interrupted else "completed",
         "workers": max(1, len(state.workers)),
@@ -458,6 +548,33 @@ def _report_dict(config: pytest.Config, session: pytest.Session, state: _State) 
         "warnings": warnings,
         "oracle_findings": oracle,
     }
+
+
+def _merge_duplicates(state: _State) -> None:
+    """One finding per op, kind and cause: the one with the shortest expression,
+    which records how many others it stands for, their ids and the tests that
+    found them; the failures shown point their replay line at it."""
+    groups: dict[tuple, list[dict]] = {}
+    for data in state.findings.values():
+        blame = data.get("blame") or {}
+        key = (blame.get("backend"), blame.get("op"), data.get("kind"), data.get("cause"), data.get("severity"))
+        groups.setdefault(key, []).append(data)
+    kept: dict[str, dict] = {}
+    renamed: dict[str, str] = {}
+    for group in groups.values():
+        group.sort(key=lambda f: (len(str(f.get("expression", ""))), str(f.get("id"))))
+        first, others = group[0], group[1:]
+        if others:
+            extra = first.setdefault("extra", {})
+            extra["duplicates"] = len(others)
+            extra["duplicate_ids"] = [f["id"] for f in others]
+            extra["tests"] = list(dict.fromkeys(str(f.get("extra", {}).get("test", "")) for f in group))
+            renamed.update((f["id"], first["id"]) for f in others)
+        kept[first["id"]] = first
+    state.findings = kept
+    for shown in state.compact:
+        for old, new in renamed.items():
+            shown.text = shown.text.replace(f"--id {old}", f"--id {new}  (found here as {old}: same op, kind and cause)")
 
 
 def _write_json(data: dict[str, Any], path: Path) -> None:
@@ -491,6 +608,15 @@ class _Session:
         for text in getattr(report, "crossgrad_findings", None) or ():
             data = json.loads(text)
             state.findings.setdefault(data["id"], data)
+        if getattr(report, "crossgrad_findings", None) and isinstance(report.longrepr, _Compact):
+            state.compact.append(report.longrepr)
+        alone = getattr(report, "crossgrad_alone", None)
+        if alone:
+            state.failing_alone[alone[0]] = alone[1]
+        if report.skipped and isinstance(report.longrepr, tuple) and len(report.longrepr) == 3:
+            reason = str(report.longrepr[2]).removeprefix("Skipped: ")
+            if reason.startswith("depends on ") and ", which fail" in reason:
+                state.skipped_for.update(reason[len("depends on "):].split(",", 1)[0].split(" and "))
         state.stats.update(getattr(report, "crossgrad_stats", None) or {})
         if report.when == "call" or report.outcome != "passed":
             outcome = "xfailed" if hasattr(report, "wasxfail") and report.skipped else report.outcome
@@ -503,6 +629,7 @@ class _Session:
         if _is_worker(self.config):
             return
         state = self.state
+        _merge_duplicates(state)
         if not (state.findings or state.json_explicit or state.report_path):
             return
         data = _report_dict(self.config, session, state)
@@ -529,12 +656,17 @@ class _Session:
 
     def pytest_terminal_summary(self, terminalreporter: Any, exitstatus: int, config: pytest.Config) -> None:
         state = self.state
-        if _is_worker(config) or not (state.written or state.problems):
+        if _is_worker(config) or not (state.written or state.problems or state.failing_alone):
             return
         terminalreporter.section("crossgrad")
         if state.findings:
             n = len(state.findings)
-            terminalreporter.line(f"{n} finding{'s' if n != 1 else ''} on engine {state.target}")
+            seen = sum(1 + f.get("extra", {}).get("duplicates", 0) for f in state.findings.values())
+            more = f" (found {seen} times)" if seen > n else ""
+            terminalreporter.line(f"{n} finding{'s' if n != 1 else ''} on engine {state.target}{more}")
+        for op, test in sorted(state.failing_alone.items()):
+            skipped = state.skipped_for.get(op, 0)
+            terminalreporter.line(f"{op} fails alone ({test}); {skipped} test{'s' if skipped != 1 else ''} that use it skipped")
         for line in state.written:
             terminalreporter.line(line)
         if state.findings:
