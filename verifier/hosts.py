@@ -6,6 +6,17 @@ A sandbox survives what an engine can do: an exception or a None result is data
 timeout; in both cases the sandbox is restarted for the next case. The engine's own
 prints go to /dev/null.
 
+A class that cannot be imported again (defined in a notebook cell, in ``__main__``
+or inside a function) is shipped to the sandbox by value: its cloudpickle, or, when
+cloudpickle cannot pickle it, its source with the globals it names
+(:func:`ship`). That direction may carry pickles: the parent trusts its own user's
+class. A class that cannot be shipped either is a one-line :class:`EngineLoadError`
+saying how to fix it.
+
+The sandbox imports crossgrad's own ``engine``, ``reports``, ``properties`` and
+``verifier`` from crossgrad's folder, never from the user's current folder (which
+comes last on its import path): see :func:`verifier.loader.own_packages_first`.
+
 Only plain data crosses back: the child turns every outcome into a tuple of exact
 builtin floats, complex numbers, strings, ints and None
 (:meth:`EngineOutcome.to_tuple`), and the parent reads answers with an unpickler
@@ -21,7 +32,11 @@ Example:
 
 from __future__ import annotations
 
+import ast
+import builtins
+import inspect
 import io
+import linecache
 import os
 import pickle
 import select
@@ -29,14 +44,17 @@ import signal
 import struct
 import subprocess
 import sys
+import textwrap
 import time
+import types
+from dataclasses import dataclass
 from typing import Any, Sequence
 
 from verifier.expr import Program
-from verifier.loader import EngineLoadError, load_engine, target_of
+from verifier.loader import HOME, EngineLoadError, child_path, load_engine, own_packages_first, target_of
 from verifier.run_engine import EngineOutcome, describe_error, plain_text, probe, run
 
-__all__ = ["EngineCrash", "EngineTimeout", "InProcess", "Sandbox", "open_host", "engine_name"]
+__all__ = ["EngineCrash", "EngineTimeout", "InProcess", "Sandbox", "Shipped", "ShippedName", "open_host", "engine_name", "ship"]
 
 START_TIMEOUT = 120.0
 
@@ -55,6 +73,167 @@ def engine_name(engine: type) -> str:
         return f"{engine.__module__}:{engine.__qualname__}"
     except Exception:  # noqa: BLE001
         return "<engine>"
+
+
+@dataclass(frozen=True)
+class Shipped:
+    """A class sent to the sandbox by value (plain bytes and strings, so it also
+    travels to worker processes inside a campaign's settings).
+
+    ``kind`` is ``"pickle"`` (``payload`` is the class's cloudpickle) or
+    ``"source"`` (``payload`` pickles ``(source, imports, values)``).
+    """
+
+    name: str  # module:Class, for reports
+    qualname: str
+    kind: str
+    payload: bytes
+
+    def __repr__(self) -> str:
+        return f"Shipped({self.name!r}, {self.kind}, {len(self.payload)} bytes)"
+
+
+class ShippedName(str):
+    """A shipped class's ``module:Class``, carrying the class itself: a campaign
+    hands its host's name to its worker processes, which start their own sandboxes
+    from it (``Sandbox(name)``)."""
+
+    shipped: Shipped
+
+    def __new__(cls, shipped: Shipped) -> ShippedName:
+        self = super().__new__(cls, shipped.name)
+        self.shipped = shipped
+        return self
+
+    def __reduce__(self) -> Any:
+        return (ShippedName, (self.shipped,))
+
+
+def _cannot_ship(engine: type, why: str) -> EngineLoadError:
+    name = getattr(engine, "__name__", "Value")
+    return EngineLoadError(
+        f"engine {engine_name(engine)} cannot be shipped to a sandbox process ({why}); move the class to a "
+        f".py file and pass 'file.py:{name}', or pass isolate=False to run it in this process, unprotected"
+    )
+
+
+def _one_line(error: BaseException) -> str:
+    return " ".join(f"{type(error).__name__}: {error}".split())[:160]
+
+
+def ship(engine: type) -> Shipped:
+    """``engine`` by value, for a sandbox: its cloudpickle; failing that, its source
+    and the globals the source names (modules by name, other values pickled).
+
+    Raises:
+        EngineLoadError: neither works (one line, saying how to fix it).
+    """
+    name, qualname = engine_name(engine), getattr(engine, "__qualname__", "Value")
+    try:
+        import cloudpickle
+    except ImportError as error:
+        cloudpickle, why = None, _one_line(error)
+    if cloudpickle is not None:
+        try:
+            return Shipped(name, qualname, "pickle", cloudpickle.dumps(engine, protocol=pickle.HIGHEST_PROTOCOL))
+        except Exception as error:  # noqa: BLE001 - whatever the class holds
+            why = f"cloudpickle: {_one_line(error)}"
+    try:
+        return Shipped(name, qualname, "source", _source_payload(engine, cloudpickle))
+    except Exception as error:  # noqa: BLE001
+        raise _cannot_ship(engine, f"{why}; its source: {_one_line(error)}") from None
+
+
+def _source_payload(engine: type, cloudpickle: Any) -> bytes:
+    """``(source, {alias: module}, {name: value})`` of a class whose source can be
+    found (a notebook cell's too), with the globals the source reads: modules by
+    name, other values pickled one by one.
+
+    Raises:
+        OSError: no source (or the class is defined inside a function).
+        TypeError, pickle.PicklingError: a global it reads cannot be pickled.
+    """
+    if "<locals>" in engine.__qualname__:
+        raise OSError("it is defined inside a function")
+    source = textwrap.dedent(_class_source(engine))
+    tree = ast.parse(source)
+    read = {node.id for node in ast.walk(tree) if isinstance(node, ast.Name) and isinstance(node.ctx, ast.Load)}
+    bound = {node.id for node in ast.walk(tree) if isinstance(node, ast.Name) and not isinstance(node.ctx, ast.Load)}
+    bound |= {node.arg for node in ast.walk(tree) if isinstance(node, ast.arg)}
+    scope = _scope(engine)
+    dumps = cloudpickle.dumps if cloudpickle is not None else pickle.dumps
+    imports, values = {}, {}
+    for n in sorted(read - bound - {engine.__name__}):
+        if n not in scope or (hasattr(builtins, n) and scope[n] is getattr(builtins, n)):
+            continue
+        value = scope[n]
+        if isinstance(value, types.ModuleType):
+            imports[n] = value.__name__
+            continue
+        try:
+            dumps(value, protocol=pickle.HIGHEST_PROTOCOL)
+        except Exception as error:  # noqa: BLE001
+            raise TypeError(f"the global {n!r} it uses: {_one_line(error)}") from None
+        values[n] = value
+    return dumps((source, imports, values), protocol=pickle.HIGHEST_PROTOCOL)
+
+
+def _functions(engine: type) -> list[Any]:
+    """The functions defined in ``engine``'s class body."""
+    found = []
+    for value in vars(engine).values():
+        function = getattr(value, "__func__", None) or getattr(value, "fget", None) or value
+        if isinstance(function, types.FunctionType):
+            found.append(function)
+    return found
+
+
+def _scope(engine: type) -> dict[str, Any]:
+    """The globals ``engine``'s methods see (a notebook's, a script's)."""
+    for function in _functions(engine):
+        return function.__globals__
+    module = sys.modules.get(engine.__module__)
+    return vars(module) if module is not None else {}
+
+
+def _class_source(engine: type) -> str:
+    """The source of ``engine``'s class statement: from its file, or from the cell
+    its methods were compiled from (IPython keeps each cell in linecache, where
+    ``inspect`` before Python 3.13 does not look for a class)."""
+    try:
+        return inspect.getsource(engine)
+    except (OSError, TypeError):
+        pass
+    for function in _functions(engine):
+        code = function.__code__
+        lines = linecache.getlines(code.co_filename)
+        if not lines:
+            continue
+        for node in ast.walk(ast.parse("".join(lines))):
+            if (isinstance(node, ast.ClassDef) and node.name == engine.__name__
+                    and node.lineno <= code.co_firstlineno <= (node.end_lineno or 0)):
+                start = min([node.lineno] + [d.lineno for d in node.decorator_list])
+                return "".join(lines[start - 1:node.end_lineno])
+    raise OSError("source code not available")
+
+
+def _unship(kind: str, qualname: str, payload: bytes) -> type:
+    """The class a parent shipped (in the sandbox)."""
+    if kind == "pickle":
+        engine = pickle.loads(payload)
+    else:
+        source, imports, values = pickle.loads(payload)
+        module = types.ModuleType("__crossgrad_shipped__")
+        sys.modules[module.__name__] = module
+        scope = vars(module)
+        for alias, name in imports.items():
+            scope[alias] = __import__(name, fromlist=["_"])
+        scope.update(values)
+        exec(compile(source, f"<{qualname}>", "exec"), scope)  # noqa: S102 - the user's own class
+        engine = scope[qualname]
+    if not isinstance(engine, type):
+        raise TypeError(f"a {type(engine).__name__}, expected a class")
+    return engine
 
 
 class InProcess:
@@ -163,12 +342,21 @@ def _outcomes(answer: Any, program: Program, count: int) -> list[EngineOutcome]:
     return outcomes
 
 
-def serve(target: str) -> None:
-    """The sandbox's main loop: ``python -m verifier.hosts TARGET``.
+SHIPPED = "-"  # the sandbox's target argument when the class comes on stdin
 
-    Requests come as pickles on stdin; answers go out on what was stdout, which is
-    then pointed at /dev/null (with stderr) so that the engine's prints go nowhere.
-    Ctrl-C is left to the parent.
+
+def _request(requests: Any) -> Any:
+    (size,) = _HEADER.unpack(requests.read(_HEADER.size))
+    return pickle.loads(requests.read(size))
+
+
+def serve(target: str) -> None:
+    """The sandbox's main loop (see :data:`_BOOT`; also ``python -m verifier.hosts TARGET``).
+
+    Requests come as pickles on stdin (first the shipped class, when ``target`` is
+    ``-``); answers go out on what was stdout, which is then pointed at /dev/null
+    (with stderr) so that the engine's prints go nowhere. Ctrl-C is left to the
+    parent.
     """
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     requests = sys.stdin.buffer
@@ -177,7 +365,18 @@ def serve(target: str) -> None:
     os.dup2(devnull, 1)
     os.dup2(devnull, 2)
     try:
-        engine = load_engine(target)
+        if target == SHIPPED:
+            _, kind, target, qualname, payload = _request(requests)
+            try:
+                engine = _unship(kind, qualname, payload)
+            except BaseException as error:  # noqa: BLE001
+                name = qualname.rpartition(".")[2]
+                raise EngineLoadError(
+                    f"engine {target} could not be rebuilt in a sandbox process ({plain_text(describe_error(error))[:160]});"
+                    f" move the class to a .py file and pass 'file.py:{name}', or pass isolate=False to run it in this"
+                    f" process, unprotected") from None
+        else:
+            engine = load_engine(target)
         supported, missing = probe(engine)
     except EngineLoadError as error:
         _send(answers, ("error", plain_text(str(error))))
@@ -188,8 +387,7 @@ def serve(target: str) -> None:
     _send(answers, ("ready", supported, missing))
     while True:
         try:
-            (size,) = _HEADER.unpack(requests.read(_HEADER.size))
-            message = pickle.loads(requests.read(size))
+            message = _request(requests)
         except (EOFError, OSError, struct.error):
             return
         if message[0] == "close":
@@ -199,36 +397,74 @@ def serve(target: str) -> None:
         _send(answers, ("ok", [o.to_tuple() for o in run(engine, program, points, record=record)]))
 
 
+# The sandbox's first lines: its import path is set before anything is imported
+# (``python -c`` put the current folder first), verifier comes from crossgrad's own
+# folder, and so do engine, reports and properties afterwards.
+_BOOT = """\
+import sys
+sys.path[:] = {path!r}
+import importlib.util
+spec = importlib.util.spec_from_file_location(
+    "verifier", {init!r}, submodule_search_locations=[{package!r}])
+module = importlib.util.module_from_spec(spec)
+sys.modules["verifier"] = module
+spec.loader.exec_module(module)
+from verifier.loader import own_packages_first
+own_packages_first()
+from verifier.hosts import serve
+serve(sys.argv[1])
+"""
+
+
 class Sandbox:
-    """Runs the engine named by ``target`` in a child process
-    (``python -m verifier.hosts``: nothing of the caller's script is re-run there).
+    """Runs the engine in a child process (a fresh interpreter: nothing of the
+    caller's script or notebook is re-run there).
 
     Args:
-        target: ``package.module:Class`` or ``path/to/file.py:Class``.
+        target: ``package.module:Class`` or ``path/to/file.py:Class``; or a class
+            (one that cannot be imported again is shipped by value, see :func:`ship`);
+            or a :class:`Shipped` class, or the ``name`` of a sandbox that runs one.
         timeout: seconds one case (an expression at all its points) may take.
 
+    Attributes:
+        name: ``module:Class`` for reports (for a shipped class, a
+            :class:`ShippedName`: ``Sandbox(name)`` starts another sandbox of it).
+        target: what starts this sandbox again (a target string or a
+            :class:`Shipped`), e.g. in a worker process.
+
     Raises:
-        EngineLoadError: if the engine cannot be imported (one-line message).
+        EngineLoadError: if the engine cannot be imported or shipped (one-line message).
     """
 
-    def __init__(self, target: str, *, timeout: float = 10.0) -> None:
-        self.name = target
+    def __init__(self, target: str | type | Shipped, *, timeout: float = 10.0) -> None:
+        if isinstance(target, type):
+            target = target_of(target) or ship(target)
+        elif isinstance(target, ShippedName):
+            target = target.shipped
+        self.target: str | Shipped = target
+        self.name: str = ShippedName(target) if isinstance(target, Shipped) else target
         self.timeout = timeout
         self.restarts = 0
         self._process: subprocess.Popen | None = None
         self._start()
 
     def _start(self) -> None:
-        environment = dict(os.environ)
-        # The child must find this package and the user's modules as the parent does.
-        environment["PYTHONPATH"] = os.pathsep.join([p for p in sys.path if p] + [environment.get("PYTHONPATH", "")])
+        package = os.path.join(HOME, "verifier")
+        boot = _BOOT.format(path=child_path(), init=os.path.join(package, "__init__.py"), package=package)
+        shipped = isinstance(self.target, Shipped)
         process = subprocess.Popen(
-            [sys.executable, "-m", "verifier.hosts", self.name],
+            [sys.executable, "-c", boot, SHIPPED if shipped else self.target],
             stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
             # Its own session: a Ctrl-C at the terminal is the parent's to handle.
-            env=environment, start_new_session=True,
+            start_new_session=True,
         )
         try:
+            if shipped:
+                t = self.target
+                try:
+                    _send(process.stdin, ("engine", t.kind, t.name, t.qualname, t.payload))
+                except OSError:
+                    pass  # it died: reading its answer says how
             message = _receive(process.stdout.fileno(), START_TIMEOUT)
         except TimeoutError:
             process.kill()
@@ -329,8 +565,11 @@ def _exit_reason(code: int | None) -> str:
 def open_host(engine: type | str | None, *, isolate: bool | None = None, timeout: float = 10.0) -> InProcess | Sandbox:
     """A host for ``engine`` (a class or a target; None is the built-in engine).
 
-    ``isolate=None`` sandboxes targets and importable classes and runs other classes
-    in this process.
+    Every engine runs in a sandbox unless ``isolate=False``: a class that cannot be
+    imported again there (a notebook's, ``__main__``'s) is shipped by value.
+
+    Raises:
+        EngineLoadError: the engine cannot be loaded, or shipped (one line).
     """
     if engine is None:
         engine = "engine:Value"
@@ -340,13 +579,11 @@ def open_host(engine: type | str | None, *, isolate: bool | None = None, timeout
         return Sandbox(engine, timeout=timeout)
     if not isinstance(engine, type):
         raise TypeError(f"engine must be a class or a 'module:Class' target, got {type(engine).__name__}")
-    target = target_of(engine)
-    if isolate and target is None:
-        raise ValueError(f"engine {engine_name(engine)} cannot be re-imported in a sandbox; pass isolate=False or a target string")
-    if isolate or (isolate is None and target is not None):
-        return Sandbox(target, timeout=timeout)  # type: ignore[arg-type]
-    return InProcess(engine)
+    if isolate is False:
+        return InProcess(engine)
+    return Sandbox(engine, timeout=timeout)
 
 
 if __name__ == "__main__":
+    own_packages_first()
     serve(sys.argv[1])

@@ -17,15 +17,99 @@ from __future__ import annotations
 
 import hashlib
 import importlib
+import importlib.abc
+import importlib.machinery
 import importlib.util
 import inspect
+import os
 import sys
 import traceback
 from pathlib import Path
+from typing import Any
 
-__all__ = ["EngineLoadError", "load_engine", "target_of", "DEFAULT_TARGET"]
+__all__ = ["EngineLoadError", "load_engine", "target_of", "DEFAULT_TARGET", "HOME", "OWN_PACKAGES",
+           "own_packages_first", "own_package", "child_path"]
 
 DEFAULT_TARGET = "engine:Value"
+
+# The folder that holds crossgrad's own top-level packages (the checkout, or
+# site-packages), and their names: a user's engine.py, reports/ or properties.py in
+# the current folder must never stand in for them.
+HOME = str(Path(__file__).resolve().parent.parent)
+OWN_PACKAGES = ("engine", "reports", "properties", "verifier")
+_LENT: set[str] = set()  # names a user's file may take from its own folder while it is imported
+
+
+class _OwnPackages(importlib.abc.MetaPathFinder):
+    """Finds crossgrad's own top-level packages in :data:`HOME`, whatever sys.path
+    (or the current folder) says. First on ``sys.meta_path`` of crossgrad's own
+    processes only (the CLI and the sandbox): a notebook keeps Python's rules."""
+
+    def find_spec(self, name: str, path: Any = None, target: Any = None) -> Any:
+        if path is not None or name not in OWN_PACKAGES or name in _LENT:
+            return None
+        return importlib.machinery.PathFinder.find_spec(name, [HOME])
+
+
+def own_packages_first() -> None:
+    """Make this process import ``engine``, ``reports``, ``properties`` and
+    ``verifier`` from crossgrad's own folder, and move the current folder (which
+    ``python -m`` and ``python -c`` put first) to the end of sys.path, where the
+    user's modules are still found by name but shadow nothing.
+
+    For crossgrad's own processes: ``python -m verifier`` and the sandbox.
+    """
+    if not any(isinstance(finder, _OwnPackages) for finder in sys.meta_path):
+        sys.meta_path.insert(0, _OwnPackages())
+    here = os.getcwd()
+    current = [p for p in sys.path if p in ("", ".") or _same(p, here)]
+    if current:
+        sys.path[:] = [p for p in sys.path if p not in current] + [here]
+
+
+def own_package(name: str) -> Any:
+    """crossgrad's own top-level package ``name`` (``"reports"``, ``"engine"``),
+    imported by Python's rules (a notebook's or a pytest run's folder comes first:
+    crossgrad does not take the name from the user there); an ImportError in one
+    line when the user's own package of that name stands in for it.
+
+    Example:
+        >>> own_package("reports").__name__
+        'reports'
+    """
+    module = importlib.import_module(name)
+    where = getattr(module, "__file__", None) or ""
+    try:
+        inside = os.path.commonpath([os.path.realpath(where), os.path.realpath(HOME)]) == os.path.realpath(HOME)
+    except ValueError:
+        inside = False
+    if not inside:
+        raise ImportError(
+            f"crossgrad's {name!r} package is hidden by {where or 'a module'} of the same name (found first on "
+            f"sys.path, e.g. in the current folder): rename yours, or run from another folder"
+        )
+    return module
+
+
+def _same(a: str, b: str) -> bool:
+    try:
+        return os.path.abspath(a) == b
+    except (TypeError, ValueError):
+        return False
+
+
+def child_path() -> list[str]:
+    """The import path of a sandbox started from this process: this process's
+    folders (absolute), the current folder last."""
+    here = os.getcwd()
+    paths: list[str] = []
+    for p in sys.path:
+        if not isinstance(p, str):
+            continue
+        full = os.path.abspath(p) if p else here
+        if full != here and full not in paths:
+            paths.append(full)
+    return paths + [here]
 
 
 class EngineLoadError(ValueError):
@@ -67,19 +151,48 @@ def _import_file(path: Path) -> object:
     if spec is None or spec.loader is None:
         raise EngineLoadError(f"engine file {str(path)!r} cannot be imported as a Python module")
     module = importlib.util.module_from_spec(spec)
-    # The user's file may import its neighbours.
-    folder = str(path.resolve().parent)
-    if folder not in sys.path:
-        sys.path.insert(0, folder)
     sys.modules[module_name] = module
     try:
-        spec.loader.exec_module(module)
+        with _neighbours(path.resolve().parent):
+            spec.loader.exec_module(module)
     except BaseException as error:  # noqa: BLE001 - report any failure of the user's code
         del sys.modules[module_name]
         if isinstance(error, KeyboardInterrupt):
             raise
         raise EngineLoadError(f"importing {path.name} failed: {type(error).__name__}: {error}{_where(error)}") from None
     return module
+
+
+class _neighbours:
+    """While the user's file is imported, its folder comes first and its own
+    modules win, even one called ``engine`` or ``reports``; afterwards crossgrad
+    gets its own packages back (the user's module keeps what it imported) and the
+    folder stays at the end of sys.path, for imports made later by name."""
+
+    def __init__(self, folder: Path) -> None:
+        self.folder = str(folder)
+        self.lent = {n for n in OWN_PACKAGES[:-1]
+                     if (folder / f"{n}.py").is_file() or (folder / n / "__init__.py").is_file()}
+
+    def _taken(self) -> dict[str, Any]:
+        return {k: v for k, v in sys.modules.items() if k.partition(".")[0] in self.lent}
+
+    def __enter__(self) -> None:
+        self.saved = self._taken()
+        for name in self.saved:
+            del sys.modules[name]
+        _LENT.update(self.lent)
+        sys.path.insert(0, self.folder)
+
+    def __exit__(self, *exc: Any) -> None:
+        _LENT.difference_update(self.lent)
+        if sys.path and sys.path[0] == self.folder:
+            del sys.path[0]
+        if self.folder not in sys.path:
+            sys.path.append(self.folder)
+        for name in self._taken():
+            del sys.modules[name]
+        sys.modules.update(self.saved)
 
 
 def load_engine(target: str = DEFAULT_TARGET) -> type:
@@ -118,6 +231,8 @@ def target_of(engine: type) -> str | None:
     module = sys.modules.get(engine.__module__)
     qualname = engine.__qualname__
     if module is None or "<locals>" in qualname or "." in qualname:
+        return None
+    if getattr(module, qualname, None) is not engine:  # redefined, or made by a factory
         return None
     if engine.__module__.startswith("_crossgrad_engine_") and getattr(module, "__file__", None):
         return f"{module.__file__}:{qualname}"
