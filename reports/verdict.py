@@ -100,13 +100,20 @@ def judged_total(judged: Mapping[str, Any]) -> int | None:
     return sum(c.get("judged", 0) for c in counts)
 
 
+EXPRESSION_CHARS = 80  # an MLP loss of 3,000 characters must not take over the index
+
+
+def _short(text: str, limit: int) -> str:
+    return text if len(text) <= limit else f"{text[: limit - 1].rstrip()}… ({len(text):,} characters)"
+
+
 def index_row(f: Mapping[str, Any]) -> dict[str, Any]:
     """One row of "All findings": enough to tell two findings of ``tanh(x0)`` apart."""
     message = str(f.get("message", ""))
     short = message if len(message) <= MESSAGE_CHARS else message[: MESSAGE_CHARS - 1].rstrip() + "…"
     return {
         "id": f["id"], "severity": f["severity"], "kind": f["kind"], "op": f["op"],
-        "expression": f["expression"],
+        "expression": _short(str(f["expression"]), EXPRESSION_CHARS),
         "point": ", ".join(f"{name} = {x}" for name, x in f["point"]) or "no variables",
         "message": short, "full_message": message,
     }
