@@ -183,3 +183,156 @@ def test_ctrl_c_writes_the_partial_report(tmp_path: Path) -> None:
     assert data["stopped"] == "interrupted"
     assert 0 < data["examples"] < 1_000_000
     assert any(f["blame"]["op"] == "exp" for f in data["discrepancies"])
+
+
+# -- issue 10: CLI frictions -------------------------------------------------------------
+
+def test_one_example_is_singular_and_progress_goes_to_a_ci_log(tmp_path: Path) -> None:
+    done = verifier("check", "--examples", "1", "--ops", "add")
+    assert done.returncode == 0, done.stderr
+    assert "1 example (seed 0)" in done.stdout and "No discrepancies in 1 example." in done.stdout
+    assert "1 examples" not in done.stdout
+    # Not a terminal: plain progress lines on stderr, not silence until the end.
+    assert "verifier: checking 1/1 example (100%)" in done.stderr
+
+
+def test_progress_lines_every_tenth_and_while_shrinking(tmp_path: Path) -> None:
+    done = verifier("check", "--engine", mutant(tmp_path, "cos_grad_missing_minus"), "--examples", "100")
+    assert done.returncode == 1, done.stderr
+    lines = done.stderr.splitlines()
+    checking = [line for line in lines if line.startswith("verifier: checking ")]
+    assert [line.split()[2] for line in checking] == [f"{n}/100" for n in range(10, 101, 10)]
+    shrinking = [line for line in lines if line.startswith("verifier: shrinking ")]
+    assert shrinking and shrinking[0].startswith("verifier: shrinking 0/") and lines.index(shrinking[0]) > lines.index(checking[-1])
+
+
+def test_plain_progress_every_30_seconds_without_a_tenth(capsys: pytest.CaptureFixture[str]) -> None:
+    import io
+
+    from rich.console import Console
+
+    from verifier.cli import _Progress
+
+    now = [0.0]
+    out = io.StringIO()
+    progress = _Progress(Console(file=io.StringIO()), clock=lambda: now[0], out=out)
+    with progress as update:
+        for done, t in ((1, 1.0), (2, 29.0), (3, 31.0), (4, 40.0), (100, 45.0)):
+            now[0] = t
+            update(done, 1000)
+        update(0, 3, "shrinking")
+    assert out.getvalue().splitlines() == [
+        "verifier: checking 3/1000 examples (0%), 31 s",
+        "verifier: checking 100/1000 examples (10%), 45 s",
+        "verifier: shrinking 0/3 findings, 45 s",
+    ]
+
+
+def test_terminal_bar_switches_to_shrinking() -> None:
+    import io
+
+    from rich.console import Console
+
+    from verifier.cli import _Progress
+
+    screen = io.StringIO()
+    progress = _Progress(Console(file=screen, force_terminal=True, width=100))
+    with progress as update:
+        update(300, 300)
+        update(1, 3, "shrinking")
+        assert [task.description for task in progress.bar.tasks] == ["shrinking"]
+        assert progress.bar.tasks[0].completed == 1 and progress.bar.tasks[0].total == 3
+
+
+def test_summary_pluralises_and_counts_examples_per_finding() -> None:
+    import dataclasses
+    import io
+
+    from rich.console import Console
+
+    from verifier.campaign import check_engine
+    from verifier.cli import _summary
+    from verifier.findings import Blame, Finding
+
+    result = check_engine("engine:Value", examples=2, ops="add", progress=False)
+    warning = Finding("gradient", "warning", "precision", "d/dx0 is a little off", "tanh(x0)", ("x0",), (20.0,),
+                      "defined", "", Blame("engine", "tanh"))
+    error = dataclasses.replace(warning, severity="error", cause="engine", kind="value", blame=Blame("engine", "mul"))
+    screen = io.StringIO()
+    _summary(Console(file=screen, width=120), dataclasses.replace(result, warnings=(warning,)), None, None)
+    assert "No discrepancies in 2 examples (1 warning)." in screen.getvalue()
+    screen = io.StringIO()
+    counted = dataclasses.replace(result, findings=(error,), occurrences={("value", "engine", "mul", "error"): 23})
+    _summary(Console(file=screen, width=120), counted, None, None)
+    table = screen.getvalue()
+    assert "examples" in table and "count" not in table
+    assert any(line.split("│")[1:5] == [" mul  ", " value ", " error    ", " 23       "] or
+               [c.strip() for c in line.split("│")[1:5]] == ["mul", "value", "error", "23"] for line in table.splitlines())
+
+
+def test_replay_of_the_html_report_suggests_the_json(tmp_path: Path) -> None:
+    page = tmp_path / "r.html"
+    page.write_text("<html></html>")
+    line = one_line_error(verifier("replay", str(page)))
+    assert "is the HTML report" in line and "JSON report" in line
+    (tmp_path / "r.json").write_text(json.dumps({"engine": "engine:Value", "discrepancies": []}))
+    line = one_line_error(verifier("replay", str(page)))
+    assert line.endswith(f"verifier replay {tmp_path / 'r.json'}")
+
+
+def test_replay_help_wording() -> None:
+    done = verifier("replay", "--help")
+    text = " ".join(done.stdout.split())
+    assert "Re-judge recorded findings (errors and warnings; an oracle finding with --id) and say whether each still fails." in text
+    assert "Replay only this finding (any list, oracle findings included)." in text
+
+
+def test_reports_record_the_engine_file_absolutely_and_replay_from_anywhere(tmp_path: Path) -> None:
+    m = corpus.MUTANTS_BY_NAME["sin_grad_negated"]
+    work = tmp_path / "work"
+    work.mkdir()
+    corpus.write_engine(work, "mine", m.patches)
+    done = verifier("check", "--engine", "mine.py:Value", "--examples", "100", "--json", "f.json", cwd=work)
+    assert done.returncode == 1 and "Traceback" not in done.stderr, done.stderr
+    data = json.loads((work / "f.json").read_text())
+    assert data["engine"] == f"{work / 'mine.py'}:Value"
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    again = verifier("replay", str(work / "f.json"), cwd=elsewhere)
+    assert again.returncode == 1 and again.stdout.startswith("still fails:"), again.stdout + again.stderr
+    # An older report, with the path as typed: one line, with a hint.
+    data["engine"] = "mine.py:Value"
+    (work / "old.json").write_text(json.dumps(data))
+    line = one_line_error(verifier("replay", str(work / "old.json"), cwd=elsewhere))
+    assert "does not exist" in line and "relative to the folder the check ran in" in line and "--engine" in line
+
+
+@pytest.mark.parametrize("body", ["    pass", "    backward = 3"])
+def test_a_class_without_backward_is_one_line(tmp_path: Path, body: str) -> None:
+    source = ("class Value:\n    def __init__(self, data):\n        self.data, self.grad = data, 0.0\n"
+              "    def __add__(self, other):\n        return Value(self.data + other.data)\n"
+              "    def __mul__(self, other):\n        return Value(self.data * other.data)\n" + body + "\n")
+    (tmp_path / "nobackward.py").write_text(source)
+    line = one_line_error(verifier("check", "--engine", f"{tmp_path / 'nobackward.py'}:Value", "--examples", "5"))
+    assert "engine class 'Value' has " in line and "backward" in line
+    line = one_line_error(verifier("compare", "x0 * x0", "--at", "x0=1", "--engine", f"{tmp_path / 'nobackward.py'}:Value"))
+    assert "backward" in line
+
+
+def test_small_campaigns_run_serially_whatever_workers_says(tmp_path: Path) -> None:
+    done = verifier("check", "--examples", "150", "--workers", "2", "--ops", "add,mul", "--json", str(tmp_path / "f.json"))
+    assert done.returncode == 0, done.stderr
+    assert json.loads((tmp_path / "f.json").read_text())["workers"] == 1
+    assert "(--workers 2: ran serially, one per 4,000 examples at most" in " ".join(done.stdout.split())
+    from verifier.cli import EXAMPLES_PER_WORKER, _workers
+
+    assert _workers(2, 2 * EXAMPLES_PER_WORKER) == 2 and _workers(2, 2 * EXAMPLES_PER_WORKER - 1) == 1
+    assert "4,000" in " ".join(verifier("check", "--help").stdout.split())
+
+
+def test_compare_fits_80_columns_and_keeps_the_blame(tmp_path: Path) -> None:
+    done = verifier("compare", "tanh(x0*x1) - 3/x1 + x0**2.5", "--at", "x0=0.5,x1=2", "--engine",
+                    mutant(tmp_path, "tanh_grad_missing_square"))
+    assert done.returncode == 1
+    assert max(map(len, done.stdout.splitlines())) <= 80, done.stdout
+    assert "blame: tanh (" in done.stdout and "verdict: disagree" in done.stdout

@@ -6,7 +6,10 @@ What this file proves:
   oracle is within its expected error of the exact gradient (engine, sympy and
   torch within a few noise floors; numeric within its own estimate, which brackets
   its true error) and the verdict is "agree";
-* ``str()`` is a table naming every oracle and ``_repr_markdown_`` a markdown table;
+* ``text(width=None)`` is a table naming every oracle, ``str()`` the same within 80
+  columns (a block per quantity when the table is wider), ``_repr_markdown_`` a
+  markdown table, and all of them, ``_repr_html_`` too, keep the blame line;
+  ``repr()`` is one line;
 * a traced Python function and an ``Expr`` are accepted like a string;
 * bad points (missing variable, extra variable, nan, inf, a string, a bool) raise
   ValueError naming the variable;
@@ -71,8 +74,8 @@ def test_exercise_convenience_accessors(exercise: Comparison) -> None:
     assert set(data["oracles"]) == set(ORACLES)
 
 
-def test_str_is_a_table_naming_every_oracle(exercise: Comparison) -> None:
-    text = str(exercise)
+def test_text_is_a_table_naming_every_oracle(exercise: Comparison) -> None:
+    text = exercise.text(width=None)
     lines = text.splitlines()
     assert lines[0].startswith("-a**3 + sin(3 * b) - 1 / c + b**2.5 - a**0.5   at a=2, b=3, c=4")
     header = lines[1].split()
@@ -85,6 +88,24 @@ def test_str_is_a_table_naming_every_oracle(exercise: Comparison) -> None:
     column = lines[1].index("d/da")
     for line in lines[2:7]:
         assert line[column - 2:column] == "  " and line[column] != " "
+
+
+def test_str_fits_80_columns_in_a_block_per_quantity(exercise: Comparison) -> None:
+    text = str(exercise)
+    lines = text.splitlines()
+    assert max(map(len, lines)) <= 80, max(lines, key=len)
+    assert len(exercise.text(width=None).splitlines()[1]) > 80  # the table would not have fitted
+    blocks = [line.split()[0] for line in lines if line and not line.startswith(" ")]
+    assert blocks[:5] == ["-a**3", "value", "d/da", "d/db", "d/dc"]
+    # Each block names every oracle, in order, and its noise floor.
+    start = lines.index(next(line for line in lines if line.startswith("d/da")))
+    assert "noise floor" in lines[start]
+    assert [line.split()[0] for line in lines[start + 1:start + 6]] == list(ORACLES)
+    assert "-12.353553390593273" in text and "verdict: agree" in text
+
+
+def test_repr_is_one_line(exercise: Comparison) -> None:
+    assert repr(exercise) == "<Comparison agree: -a**3 + sin(3 * b) - 1 / c + b**2.5 - a**0.5 at a=2, b=3, c=4 (defined)>"
 
 
 def test_markdown_is_a_table(exercise: Comparison) -> None:
@@ -154,6 +175,11 @@ def test_mutant_engine_disagrees_and_is_blamed_on_tanh() -> None:
     assert finding.blame.op == "tanh" and finding.blame.backend == "engine"
     assert finding.kind == "gradient"
     assert "blame: tanh" in str(c)
+    # Every view keeps the blame line: text, markdown, HTML, repr.
+    assert any(line.startswith("- blame: tanh (tanh is wrong alone") for line in c._repr_markdown_().splitlines())
+    assert "blame: tanh (tanh is wrong alone" in c._repr_html_()
+    assert repr(c).endswith("; blame: tanh>") and "\n" not in repr(c)
+    assert max(map(len, str(c).splitlines())) <= 80
     # The correct oracles still agree with the reference.
     assert c.oracle("torch").gradient == pytest.approx(c.gradient("reference"), rel=1e-14)
 

@@ -116,6 +116,7 @@ class _ShardResult:
     notes: Counter = field(default_factory=Counter)
     judged: Counter = field(default_factory=Counter)  # ("value" | "partial", "judged" | why not)
     occurrences: dict = field(default_factory=dict)
+    seen: Counter = field(default_factory=Counter)  # signature -> examples that showed it
     quarantine: list = field(default_factory=list)  # (index, op) from crashes and hangs
     stopped: str = ""
 
@@ -153,8 +154,8 @@ class CampaignResult:
 
     Example:
         >>> result = check_engine("engine:Value", examples=5, seed=1, ops="add")
-        >>> repr(result)
-        "<CampaignResult engine:Value: no discrepancies in 5 examples (seed 1)>"
+        >>> result
+        <CampaignResult engine:Value: no discrepancies in 5 examples (seed 1)>
     """
 
     engine: str
@@ -410,6 +411,7 @@ def _explore(host: Any, config: _Config, shard: int, requested: int, stop: Any, 
         result.judged.update(getattr(report, "judged", None) or {})
         result.notes.update(report.notes)
         for occurrence in found:
+            result.seen[occurrence.signature] += 1
             if occurrence.signature in result.occurrences:
                 continue
             occurrence.shard, occurrence.index = shard, index
@@ -837,6 +839,7 @@ def check_engine(
                   "points_per_case": POINTS_PER_CASE, "shard_size": SHARD_SIZE},
         unjudged=_unjudged(stopped, tried, sum(r.skipped for r in results), counts, _judged(results)),
         judged=_judged(results),
+        occurrences=dict(sum((r.seen for r in results), Counter())),
     )
 
 

@@ -5,6 +5,9 @@ still fails); 2 a usage or configuration error, reported in one line; 3 nothing 
 judged (e.g. the time budget ran out before the first example: a run that checked
 nothing is never green; the report says why); 130 the run was interrupted (the
 partial report is still written).
+
+Progress goes to stderr, while checking and then while shrinking: a bar on a
+terminal; elsewhere (a CI log) a plain line every tenth of a phase or every 30 s.
 """
 
 from __future__ import annotations
@@ -12,12 +15,14 @@ from __future__ import annotations
 import math
 import os
 import sys
+import time
 from pathlib import Path
 from typing import Any, Sequence
 
 import click
 
 from verifier import __version__
+from verifier.display import plural
 
 EXAMPLES = """
 \b
@@ -31,6 +36,17 @@ Examples:
 
 
 NOTHING_JUDGED = 3  # exit code of a check that judged no example
+
+# A worker process takes ~5-15 s to start (torch, SymPy, its own engine sandbox) and
+# one core checks ~250-600 examples/s (measured: 300 examples took 5 s serially and
+# 16 s on 2 workers; 1,000 took 8 s and 23 s), so a worker pays for itself only with
+# thousands of examples: `--workers N` starts at most examples // 4,000 of them
+# (with 2 workers, serial below 8,000 examples).
+EXAMPLES_PER_WORKER = 4000
+
+# Without a terminal (a CI log), a plain progress line on stderr every tenth of a
+# phase or every PLAIN_EVERY seconds, whichever comes first.
+PLAIN_EVERY = 30.0
 
 
 class UsageFailure(Exception):
@@ -67,7 +83,9 @@ def cli() -> None:
 @click.option("--time-budget", type=click.FloatRange(min=0, min_open=True), default=None,
               help="Stop exploring after this many seconds; what was found is shrunk for at most half as "
                    "long again, and reported. A run that judged nothing exits 3.")
-@click.option("--workers", type=click.IntRange(min=1), default=1, show_default=True, help="Processes to run shards in.")
+@click.option("--workers", type=click.IntRange(min=1), default=1, show_default=True,
+              help=f"Processes to run shards in, at most one per {EXAMPLES_PER_WORKER:,} examples (a worker takes "
+                   "seconds to start: smaller campaigns run serially, which is faster).")
 def check(target: str, examples: int, seed: int, ops: str | None, json_path: Path | None, report_path: Path | None,
           timeout: float, time_budget: float | None, workers: int) -> None:
     """Run a campaign against an engine and report every discrepancy."""
@@ -83,11 +101,12 @@ def check(target: str, examples: int, seed: int, ops: str | None, json_path: Pat
     for path in (json_path, report_path):
         if path is not None and not path.parent.exists():
             raise UsageFailure(f"cannot write {path}: folder {path.parent} does not exist")
+    used = _workers(workers, examples)
     console = _console(stderr=True)
     with _Progress(console) as update:
         try:
-            result = check_engine(target, examples=examples, seed=seed, ops=chosen, timeout=timeout,
-                                  time_budget=time_budget, workers=workers, progress=update)
+            result = check_engine(_absolute(target), examples=examples, seed=seed, ops=chosen, timeout=timeout,
+                                  time_budget=time_budget, workers=used, progress=update)
         except ValueError as error:  # includes EngineLoadError
             raise UsageFailure(str(error)) from None
     report = result.to_dict()
@@ -100,6 +119,10 @@ def check(target: str, examples: int, seed: int, ops: str | None, json_path: Pat
 
         write_html(report, report_path, json_path=str(json_path) if json_path else None)
     _summary(_console(), result, json_path, report_path)
+    if used < workers:
+        how = "ran serially" if used == 1 else f"used {used} processes"
+        _console().print(f"(--workers {workers}: {how}, one per {EXAMPLES_PER_WORKER:,} examples at most: "
+                         "a worker takes seconds to start; see --help)")
     if result.stopped == "interrupted":
         raise SystemExit(130)
     if result.findings:
@@ -107,29 +130,74 @@ def check(target: str, examples: int, seed: int, ops: str | None, json_path: Pat
     raise SystemExit(NOTHING_JUDGED if result.unjudged else 0)
 
 
-class _Progress:
-    """A progress bar on a terminal; nothing when output is piped."""
+def _workers(asked: int, examples: int) -> int:
+    """The workers worth starting: at most one per EXAMPLES_PER_WORKER examples.
 
-    def __init__(self, console: Any) -> None:
+    Example:
+        >>> _workers(2, 300), _workers(2, 8000), _workers(4, 12000), _workers(1, 10**6)
+        (1, 2, 3, 1)
+    """
+    return max(1, min(asked, examples // EXAMPLES_PER_WORKER))
+
+
+def _absolute(target: str) -> str:
+    """A file target with an absolute path (``my_value.py:Value`` ->
+    ``/home/me/my_value.py:Value``), so that the report's engine can be replayed from
+    any folder; anything else (a module, a missing file: its error names it as
+    typed) as is."""
+    location, sep, name = target.rpartition(":")
+    if sep and (location.endswith(".py") or "/" in location or "\\" in location) and Path(location).is_file():
+        return f"{os.path.abspath(location)}:{name}"
+    return target
+
+
+class _Progress:
+    """Progress on stderr while checking, then while shrinking: a bar on a terminal;
+    elsewhere (a CI log) a plain line every tenth of a phase or every
+    ``PLAIN_EVERY`` seconds."""
+
+    def __init__(self, console: Any, clock: Any = None, out: Any = None) -> None:
         self.console = console
+        self.clock = clock or time.monotonic
+        self.out = out
         self.bar: Any = None
         self.task: Any = None
+        self.phase = ""
+        self.started = self.clock()
+        self.printed = (self.started, -1)  # (when, tenth of the phase) of the last plain line
 
     def __enter__(self) -> Any:
         if self.console.is_terminal:
             from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-            self.bar = Progress(TextColumn("checking"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+            self.bar = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
                                 console=self.console, transient=True)
             self.bar.__enter__()
         return self.update
 
-    def update(self, done: int, total: int) -> None:
-        if self.bar is None:
+    def update(self, done: int, total: int, phase: str = "checking") -> None:
+        if self.bar is not None:
+            if phase != self.phase:
+                if self.task is not None:
+                    self.bar.remove_task(self.task)
+                self.task = self.bar.add_task(phase, total=total)
+            self.bar.update(self.task, completed=done, total=total)
+        else:
+            self._line(done, total, phase)
+        self.phase = phase
+
+    def _line(self, done: int, total: int, phase: str) -> None:
+        now = self.clock()
+        tenth = 10 * done // max(total, 1)
+        if phase != self.phase:  # a new phase: shrinking's start is shown, checking's 0 % is not
+            self.printed = (self.printed[0], 0 if phase == "checking" else -1)
+        if tenth <= self.printed[1] and now - self.printed[0] < PLAIN_EVERY:
             return
-        if self.task is None:
-            self.task = self.bar.add_task("check", total=total)
-        self.bar.update(self.task, completed=done)
+        self.printed = (now, tenth)
+        what = plural(total, "example" if phase == "checking" else "finding").partition(" ")[2]
+        percent = f" ({100 * done // max(total, 1)}%)" if phase == "checking" else ""
+        print(f"verifier: {phase} {done}/{total} {what}{percent}, {now - self.started:.0f} s",
+              file=self.out or sys.stderr, flush=True)
 
     def __exit__(self, *exc: Any) -> None:
         if self.bar is not None:
@@ -142,7 +210,7 @@ def _summary(console: Any, result: Any, json_path: Path | None, report_path: Pat
     from verifier.judge import format_point
 
     console.print(f"[bold]crossgrad[/bold] checked [bold]{_plain(result.engine)}[/bold]: "
-                  f"{result.examples} examples (seed {result.seed}) in {result.duration:.1f} s"
+                  f"{plural(result.examples, 'example')} (seed {result.seed}) in {result.duration:.1f} s"
                   + ("" if result.stopped == "completed" else f" — stopped early ({result.stopped})"))
     console.print(f"ops tested: {', '.join(result.ops)}")
     if result.missing:
@@ -153,8 +221,9 @@ def _summary(console: Any, result: Any, json_path: Path | None, report_path: Pat
         console.print(f"conventions: {', '.join(result.conventions)}")
     rows = result.summary_by_op()
     if rows:
+        # examples: how many explored examples showed the finding's signature.
         table = Table(title="findings by op and kind")
-        for column in ("op", "kind", "severity", "count"):
+        for column in ("op", "kind", "severity", "examples"):
             table.add_column(column)
         for op, kind, severity, count in rows:
             table.add_row(_plain(op), kind, severity, str(count))
@@ -167,8 +236,8 @@ def _summary(console: Any, result: Any, json_path: Path | None, report_path: Pat
     if result.unjudged:
         console.print(f"[red]{_plain(result.unjudged[:1].upper() + result.unjudged[1:])}[/red]; this run proves nothing.")
     elif not result.findings:
-        console.print(f"[green]No discrepancies[/green] in {result.examples} examples"
-                      + (f" ({len(result.warnings)} warnings)" if result.warnings else "") + ".")
+        console.print(f"[green]No discrepancies[/green] in {plural(result.examples, 'example')}"
+                      + (f" ({plural(len(result.warnings), 'warning')})" if result.warnings else "") + ".")
     for label, path in (("JSON", json_path), ("report", report_path)):
         if path is not None:
             console.print(f"{label}: {path}")
@@ -222,13 +291,22 @@ def compare(expression: str, at: str, target: str) -> None:
 
 @cli.command(epilog=EXAMPLES)
 @click.argument("findings", type=click.Path(dir_okay=False, path_type=Path))
-@click.option("--id", "finding_id", default=None, help="Replay only this finding.")
+@click.option("--id", "finding_id", default=None, help="Replay only this finding (any list, oracle findings included).")
 @click.option("--engine", "target", default=None, metavar="TARGET", help="Replay against another engine (default: the one recorded).")
 @click.option("--timeout", type=click.FloatRange(min=0, min_open=True), default=10.0, show_default=True)
 def replay(findings: Path, finding_id: str | None, target: str | None, timeout: float) -> None:
-    """Re-run recorded findings and say whether each still fails."""
+    """Re-judge recorded findings (errors and warnings; an oracle finding with --id)
+    and say whether each still fails.
+
+    FINDINGS is the JSON report (written by --json, or next to --report)."""
+    from verifier.loader import EngineLoadError
     from verifier.replay import load_findings, replay_finding
 
+    if findings.suffix.lower() in (".html", ".htm"):
+        beside = findings.with_suffix(".json")
+        hint = (f"verifier replay {beside}" if beside.exists()
+                else "the JSON report, written next to --report or by --json")
+        raise UsageFailure(f"{findings} is the HTML report; replay reads the JSON report: {hint}")
     try:
         report, chosen = load_findings(findings, finding_id)
     except ValueError as error:
@@ -240,6 +318,12 @@ def replay(findings: Path, finding_id: str | None, target: str | None, timeout: 
             still, text = replay_finding(engine, finding, timeout=timeout)
             failing += still
             print(text)
+    except EngineLoadError as error:
+        # `check` records an engine file's absolute path; older reports hold it as typed.
+        hint = "" if target else (
+            f" (the engine recorded in {findings}; a relative path there is relative to the folder the check "
+            "ran in: replay from there, or pass --engine path/to/file.py:Class)")
+        raise UsageFailure(f"{error}{hint}") from None
     except ValueError as error:
         raise UsageFailure(str(error)) from None
     raise SystemExit(1 if failing else 0)

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import inspect
 import math
+import textwrap
 from dataclasses import dataclass
 from numbers import Real
 from typing import Any, Callable, Mapping
@@ -81,6 +82,8 @@ class Comparison:
         verdicts: every disagreement found, engine and oracles alike.
         findings: the engine's disagreements as full findings (with blame).
         convention: conventions seen at kinks (``relu'(0) = 0``).
+        engine: the engine compared (its target, for the cards' reproducers), or
+            "" when it was left out.
     """
 
     expression: str
@@ -93,6 +96,7 @@ class Comparison:
     verdicts: tuple[Verdict, ...]
     findings: tuple[Finding, ...]
     convention: str = ""
+    engine: str = ""
 
     @property
     def verdict(self) -> str:
@@ -130,17 +134,52 @@ class Comparison:
         rows.append(["noise floor", _short(self.reference.value_floor)] + [_short(f) for f in self.reference.gradient_floor])
         return rows
 
-    def __str__(self) -> str:
+    def blame_lines(self) -> list[str]:
+        """``blame: tanh (how the blame was established)``, one per engine finding."""
+        return [f"blame: {f.blame.op or f.blame.backend} ({f.blame.reason})" if f.blame.reason
+                else f"blame: {f.blame.op or f.blame.backend}" for f in self.findings]
+
+    def text(self, width: int | None = 80) -> str:
+        """The comparison as text at most ``width`` columns wide (None: no limit):
+        a table with a column per quantity if it fits, else a block per quantity
+        (value, then each partial) with a line per oracle. Long lines wrap.
+
+        Example:
+            >>> c = compare("x0 * x0", {"x0": 3})
+            >>> print(c.text(width=None).splitlines()[1])
+            oracle       value      d/dx0
+            >>> print(c.text(width=40).splitlines()[1])
+            value   (noise floor 4e-15)
+            >>> max(len(line) for line in c.text(width=40).splitlines()) <= 40
+            True
+        """
         rows = self.rows()
         widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
+        table = ["  ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip() for r in rows]
+        if width is not None and max(map(len, table)) > width:
+            table = _stacked(rows)
         lines = [f"{self.expression}   at {format_point(self.variables, self.point)}   ({self.status}{': ' + self.detail if self.detail else ''})"]
-        lines += ["  ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip() for r in rows]
-        lines.append(f"verdict: {self.verdict}" + "".join(f"\n  - {v.message}" for v in self.verdicts))
+        lines += table
+        lines.append(f"verdict: {self.verdict}")
+        lines += [f"  - {v.message}" for v in self.verdicts]
         if self.convention:
             lines.append(f"convention: {self.convention}")
-        for f in self.findings:
-            lines.append(f"blame: {f.blame.op} ({f.blame.reason})")
-        return "\n".join(lines)
+        lines += self.blame_lines()
+        return "\n".join(_wrap(line, width) for line in lines)
+
+    def __str__(self) -> str:
+        return self.text()
+
+    def __repr__(self) -> str:
+        """One line: the verdict, what was compared, and the op blamed.
+
+        Example:
+            >>> compare("x0 * x0", {"x0": 3})
+            <Comparison agree: x0 * x0 at x0=3 (defined)>
+        """
+        blamed = ", ".join(dict.fromkeys(f"{f.blame.op or f.blame.backend}" for f in self.findings))
+        return (f"<Comparison {self.verdict}: {self.expression} at {format_point(self.variables, self.point)} "
+                f"({self.status}){'; blame: ' + blamed if blamed else ''}>")
 
     def _repr_markdown_(self) -> str:
         rows = self.rows()
@@ -149,7 +188,20 @@ class Comparison:
         out.append("|" + "---|" * len(rows[0]))
         out += ["| " + " | ".join(c.replace("|", "\\|") for c in r) + " |" for r in rows[1:]]
         out += [f"- {v.message}" for v in self.verdicts]
+        if self.convention:
+            out.append(f"- convention: {self.convention}")
+        out += [f"- {line}" for line in self.blame_lines()]
         return "\n".join(out)
+
+    def _repr_html_(self) -> str:
+        """The oracle table, the verdict and blame, then each engine finding's card
+        (as the HTML report shows it)."""
+        from verifier.display import comparison_html
+
+        head = f"{self.expression} at {format_point(self.variables, self.point)}: {self.verdict} ({self.status})"
+        tail = [v.message for v in self.verdicts] + ([f"convention: {self.convention}"] if self.convention else [])
+        return comparison_html(self.rows(), head, tail + self.blame_lines(), [(f.to_dict(), repr(f)) for f in self.findings],
+                               engine=self.engine or None)
 
     def to_dict(self) -> dict[str, Any]:
         return jsonable({
@@ -163,6 +215,27 @@ class Comparison:
             "findings": [f.to_dict() for f in self.findings],
             "convention": self.convention,
         })
+
+
+def _stacked(rows: list[list[str]]) -> list[str]:
+    """The table of :meth:`Comparison.rows` as a block per quantity (value, d/dx0,
+    ...), each with a line per oracle, for narrow screens."""
+    names = [r[0] for r in rows[1:-1]]
+    pad = max(map(len, names))
+    floors = rows[-1]
+    lines = []
+    for column, quantity in enumerate(rows[0][1:], start=1):
+        lines.append(f"{quantity}   (noise floor {floors[column]})")
+        lines += [f"  {name.ljust(pad)}  {row[column]}" for name, row in zip(names, rows[1:-1])]
+    return lines
+
+
+def _wrap(line: str, width: int | None) -> str:
+    """``line`` wrapped at ``width`` (its indent, plus 4, for the lines after)."""
+    if width is None or len(line) <= width:
+        return line
+    indent = " " * (len(line) - len(line.lstrip()) + 4)
+    return textwrap.fill(line, width, subsequent_indent=indent, break_on_hyphens=False)
 
 
 def _short(x: Any) -> str:
@@ -228,4 +301,5 @@ def compare(expr: str | Expr | Callable[..., Any], point: Mapping[str, float], *
         finding = build_finding(host, program, values, crash=(crash_kind, crash_message) if crash_kind else None)
         findings = (finding,) if finding else ()
     convention = kink_conventions(host, program, truth) if host and truth.kink_nodes else ""
-    return Comparison(to_string(e), program.variables, values, truth.status, truth.detail, truth, reports, tuple(verdicts), findings, convention)
+    return Comparison(to_string(e), program.variables, values, truth.status, truth.detail, truth, reports, tuple(verdicts), findings,
+                      convention, host.name if host is not None else "")

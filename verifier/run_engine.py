@@ -154,12 +154,34 @@ def describe_error(error: BaseException) -> str:
 def probe(engine: type) -> tuple[tuple[str, ...], tuple[str, ...]]:
     """The ops the engine supports and those it lacks (by its operators/methods).
 
+    Raises:
+        verifier.loader.EngineLoadError: the class has no callable ``backward``: it
+            is not an autograd engine (one line, rather than every op failing).
+
     Example:
         >>> from engine import Value
         >>> supported, missing = probe(Value)
         >>> missing
         ()
+        >>> probe(float)
+        Traceback (most recent call last):
+        ...
+        verifier.loader.EngineLoadError: engine class 'float' has no backward() method: expected a micrograd-compatible Value class (.data, .grad, .backward())
     """
+    try:
+        backward = getattr(engine, "backward", None)
+    except Exception:  # noqa: BLE001 - a hostile metaclass: treat as missing
+        backward = None
+    if not callable(backward):
+        from verifier.loader import EngineLoadError
+
+        try:
+            name = plain_text(engine.__qualname__)
+        except Exception:  # noqa: BLE001
+            name = "?"
+        has = "no backward() method" if backward is None else f"a backward that is not callable ({_type_name(backward)})"
+        raise EngineLoadError(f"engine class {name!r} has {has}: expected a micrograd-compatible "
+                              "Value class (.data, .grad, .backward())")
     supported, missing = [], []
     for name, op in OPS.items():
         has = all(callable(getattr(engine, attr, None)) for attr in op.dunders)
