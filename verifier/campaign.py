@@ -436,7 +436,8 @@ def _explore(host: Any, config: _Config, shard: int, requested: int, stop: Any, 
 
 
 def _size(case: Case) -> tuple:
-    return (len(compile_program(case.expr)), len(str(case.expr)), float(np.abs(case.points).sum()))
+    with np.errstate(over="ignore"):  # points near the largest float sum to inf: still an order
+        return (len(compile_program(case.expr)), len(str(case.expr)), float(np.abs(case.points).sum()))
 
 
 def _shrink(host: Any, config: _Config, occurrence: _Occurrence, quarantine: Sequence[tuple[int, str]], stop: Any,

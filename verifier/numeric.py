@@ -147,7 +147,8 @@ def step_sweep(program: Program, point: Sequence[float], variable: int, steps: S
     out = []
     for i, h in enumerate(steps):
         plus, minus = f[1 + 2 * i], f[2 + 2 * i]
-        forward = (plus - f[0]) / h
-        central = (plus - minus) / (2 * h)
+        with np.errstate(all="ignore"):  # near the largest float a difference overflows: nan below
+            forward = (plus - f[0]) / h
+            central = (plus - minus) / (2 * h)
         out.append((float(h), float(forward) if math.isfinite(forward) else math.nan, float(central) if math.isfinite(central) else math.nan))
     return out
