@@ -63,3 +63,30 @@ def test_a_stability_finding_says_so_with_the_chosen_severity(lecture: Path, sev
     assert finding is not None and finding.blame.op == "tanh"
     assert (finding.cause, finding.severity) == ("unstable", severity)
     assert "numerically unstable formula" in finding.message and "354.9" in finding.message
+
+
+def test_the_severity_is_configurable_in_the_api_and_in_assert_gradients(lecture: Path, monkeypatch) -> None:
+    from verifier import assertions
+    from verifier.assertions import GradientMismatch, UnstableFormulaWarning, assert_gradients
+
+    target = f"{lecture}:Value"
+    with pytest.raises(GradientMismatch):
+        assert_gradients("tanh(x)", {"x": 1e-295}, engine=target)
+    monkeypatch.setattr(assertions, "UNSTABLE_SEVERITY", "warning")
+    with pytest.warns(UnstableFormulaWarning, match="numerically unstable formula"):
+        assert_gradients("tanh(x)", {"x": 1e-295}, engine=target)
+    # A wrong rule still fails, whatever the setting for unstable formulas.
+    wrong = corpus.write_engine(lecture.parent, "tanh_wrong", [("self.grad += (1 - t**2) * out.grad", "self.grad += (1 - t) * out.grad")])
+    with pytest.raises(GradientMismatch):
+        assert_gradients("tanh(x)", {"x": 0.5}, engine=f"{wrong}:Value")
+
+
+def test_check_engine_takes_the_severity(lecture: Path) -> None:
+    from verifier.campaign import check_engine
+
+    with pytest.raises(ValueError, match="unstable='fatal'"):
+        check_engine("engine:Value", examples=1, unstable="fatal")
+    result = check_engine(f"{lecture}:Value", examples=150, seed=0, ops="tanh,add,mul", unstable="warning")
+    unstable = [f for f in result.warnings if f.cause == "unstable"]
+    assert unstable and all(f.blame.op == "tanh" and f.severity == "warning" for f in unstable)
+    assert not [f for f in result.findings if f.cause == "unstable"]

@@ -745,6 +745,7 @@ def check_engine(
     workers: int = 1,
     isolate: bool | None = None,
     progress: Callable[..., None] | None | bool = None,
+    unstable: str = "error",
 ) -> CampaignResult:
     """Run a campaign: ``examples`` random expressions, each judged at 8 points with
     every oracle; every distinct discrepancy shrunk and blamed.
@@ -761,6 +762,9 @@ def check_engine(
         workers: processes to run shards in (needs an importable engine).
         isolate: run the engine in a sandbox process (default: whenever it can be
             re-imported there).
+        unstable: the severity of findings whose op is right at ordinary inputs
+            but breaks at extreme ones (cause ``unstable``): ``"error"`` (the
+            default) or ``"warning"``.
         progress: called as ``progress(done, total, phase)``: phase ``"checking"``
             (examples explored of those asked for), then ``"shrinking"`` (findings
             shrunk of those to shrink); a callable taking only ``(done, total)`` is
@@ -781,6 +785,8 @@ def check_engine(
         raise ValueError(f"examples={examples!r}: expected an int >= 1")
     if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
         raise ValueError(f"seed={seed!r}: expected an int >= 0")
+    if unstable not in ("error", "warning"):
+        raise ValueError(f"unstable={unstable!r}: expected 'error' or 'warning'")
     if not (isinstance(timeout, (int, float)) and timeout > 0):
         raise ValueError(f"timeout={timeout!r}: expected a number of seconds > 0")
     if time_budget is not None and not (isinstance(time_budget, (int, float)) and time_budget > 0):
@@ -822,6 +828,9 @@ def check_engine(
     stopped = "interrupted" if pressed.is_set() else next((r.stopped for r in results if r.stopped), "completed")
     _, counts, notes = _merge(results)
     found = _distinct([f for f in findings if f is not None])
+    # A numerically unstable formula (right at ordinary inputs, broken at extreme
+    # ones) is an error unless the caller asked for it as a warning.
+    found = [replace(f, severity=unstable) if f.cause == "unstable" else f for f in found]
     errors = tuple(sorted((f for f in found if f.blame.backend == "engine" and f.severity == "error"), key=_order))
     # A warning about an op that already has an error of the same kind is the same
     # bug seen where it happens to be small (a float32 derivative near 0).

@@ -86,8 +86,10 @@ def cli() -> None:
 @click.option("--workers", type=click.IntRange(min=1), default=1, show_default=True,
               help=f"Processes to run shards in, at most one per {EXAMPLES_PER_WORKER:,} examples (a worker takes "
                    "seconds to start: smaller campaigns run serially, which is faster).")
+@click.option("--unstable", type=click.Choice(["error", "warning"]), default="error", show_default=True,
+              help="Severity of a numerically unstable formula (right at ordinary inputs, broken at extreme ones).")
 def check(target: str, examples: int, seed: int, ops: str | None, json_path: Path | None, report_path: Path | None,
-          timeout: float, time_budget: float | None, workers: int) -> None:
+          timeout: float, time_budget: float | None, workers: int, unstable: str) -> None:
     """Run a campaign against an engine and report every discrepancy."""
     from verifier.campaign import check_engine
     from verifier.ops import op_names
@@ -106,7 +108,7 @@ def check(target: str, examples: int, seed: int, ops: str | None, json_path: Pat
     with _Progress(console) as update:
         try:
             result = check_engine(_absolute(target), examples=examples, seed=seed, ops=chosen, timeout=timeout,
-                                  time_budget=time_budget, workers=used, progress=update)
+                                  time_budget=time_budget, workers=used, progress=update, unstable=unstable)
         except ValueError as error:  # includes EngineLoadError
             raise UsageFailure(str(error)) from None
     report = result.to_dict()

@@ -70,6 +70,7 @@ class _State:
     report_path: Path | None
     json_path: Path
     json_explicit: bool
+    unstable: str = "error"
     engine: type | None = None
     error: str = ""
     supported: tuple[str, ...] = ()
@@ -124,6 +125,11 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         help=f"write the session's findings here, for `verifier replay PATH --id ID` "
              f"(default: {DEFAULT_JSON} in the rootdir, written only if something failed)",
     )
+    group.addoption(
+        "--verifier-unstable", choices=("error", "warning"), default="error",
+        help="a numerically unstable formula (right at ordinary inputs, broken at extreme ones) "
+             "fails the test (error, the default) or only warns (warning)",
+    )
     parser.addini("verifier_engine", "engine under test when --verifier-engine is not given", default="")
 
 
@@ -162,6 +168,7 @@ def pytest_configure(config: pytest.Config) -> None:
         report_path=_path(report, config.invocation_params.dir) if report else None,
         json_path=_path(json_option, config.invocation_params.dir) if json_option else config.rootpath / DEFAULT_JSON,
         json_explicit=bool(json_option),
+        unstable=config.getoption("--verifier-unstable"),
     )
     config.stash[_STATE] = state
     config.pluginmanager.register(_Session(config, state), "crossgrad-session")
@@ -362,8 +369,10 @@ def pytest_runtest_setup(item: pytest.Item) -> None:
     state = _state(item.config)
     uses_engine = _uses_engine(item)
     if "verifier.assertions" in sys.modules or uses_engine:
+        from verifier import assertions
         from verifier.assertions import set_alone_tests, set_replay_file
 
+        assertions.UNSTABLE_SEVERITY = state.unstable
         set_replay_file(_shown(state.json_path, item.config))
         set_alone_tests(state.alone_tests, state.engine)
     if not uses_engine or not state.alone_tests:
