@@ -151,15 +151,21 @@ def test_bad_arguments_say_what_is_wrong(kwargs: dict, message: str) -> None:
         check_engine(engine, **kwargs)
 
 
-def test_a_class_object_runs_in_process_when_it_cannot_be_reimported() -> None:
+def test_a_class_that_cannot_be_reimported_is_shipped_to_a_sandbox() -> None:
     from engine import Value
+    from verifier.hosts import InProcess, Sandbox, open_host
 
-    class Local(Value):  # defined here: a sandbox could not import it
+    class Local(Value):  # defined here: a sandbox could not import it, so it is shipped
         pass
 
+    host = open_host(Local)
+    try:
+        assert isinstance(host, Sandbox)
+    finally:
+        host.close()
+    assert isinstance(open_host(Local, isolate=False), InProcess)
     result = check_engine(Local, examples=30)
     assert result.ok and result.examples == 30
-
 
 
 @pytest.mark.parametrize("workers", [1, 2])

@@ -80,7 +80,7 @@ class _Stop(BaseException):
 
 @dataclass(frozen=True)
 class _Config:
-    target: str | None
+    target: Any  # what starts the engine's sandbox again: a target string or a shipped class
     ops: tuple[str, ...]
     seed: int
     timeout: float
@@ -760,8 +760,9 @@ def check_engine(
         time_budget: stop exploring after this many seconds (findings are kept, and
             shrunk for at most half as long again).
         workers: processes to run shards in (needs an importable engine).
-        isolate: run the engine in a sandbox process (default: whenever it can be
-            re-imported there).
+        isolate: False runs the engine in this process, unprotected; by default it
+            runs in a sandbox process (a class that cannot be imported there, from
+            a notebook or ``__main__``, is shipped by value).
         unstable: the severity of findings whose op is right at ordinary inputs
             but breaks at extreme ones (cause ``unstable``): ``"error"`` (the
             default) or ``"warning"``.
@@ -801,7 +802,7 @@ def check_engine(
         missing = tuple(op for op in OPS if op not in host.supported)
         if not tested:
             raise ValueError(f"the engine supports none of the ops asked for ({', '.join(requested_ops)}); it has: {', '.join(host.supported) or 'none'}")
-        target = name if isinstance(host, Sandbox) else (target_of(host.engine) if isinstance(host, InProcess) else None)
+        target = host.target if isinstance(host, Sandbox) else (target_of(host.engine) if isinstance(host, InProcess) else None)
         if workers > 1 and not isinstance(host, Sandbox):
             raise ValueError(f"workers={workers}: parallel runs need an engine that can be re-imported (a module:Class or file.py:Class target)")
         with _ctrl_c() as pressed:

@@ -20,7 +20,7 @@ from typing import Any, Callable, Mapping
 from verifier.evidence import build_finding, engine_outcome, kink_conventions, oracle_reports
 from verifier.expr import Expr, compile_program, var
 from verifier.findings import Finding, OracleReport, jsonable, oracles_dict
-from verifier.hosts import InProcess
+from verifier.hosts import InProcess, open_host
 from verifier.judge import PASS, Verdict, format_number, format_point, judge_oracle, judge_point
 from verifier.loader import load_engine
 from verifier.parsing import parse
@@ -257,7 +257,8 @@ def _cell(x: Any, error: float | None, estimate: float | None = None) -> str:
     return text
 
 
-def compare(expr: str | Expr | Callable[..., Any], point: Mapping[str, float], *, engine: type | str | None | bool = None) -> Comparison:
+def compare(expr: str | Expr | Callable[..., Any], point: Mapping[str, float], *, engine: type | str | None | bool = None,
+            timeout: float = 10.0) -> Comparison:
     """Compare every oracle on ``expr`` at ``point``.
 
     Args:
@@ -265,7 +266,9 @@ def compare(expr: str | Expr | Callable[..., Any], point: Mapping[str, float], *
             Python function of Value-like arguments (traced).
         point: value of each variable, e.g. ``{"x0": 1.5, "x1": -2}``.
         engine: the engine class or ``module:Class`` target to include (default:
-            the built-in ``engine.Value``); ``False`` leaves the engine out.
+            the built-in ``engine.Value``); ``False`` leaves the engine out. Any
+            engine but the built-in one runs in a sandbox process.
+        timeout: seconds the engine may take before it counts as a hang.
 
     Returns:
         A frozen :class:`Comparison`; ``str()`` of it is a table, and it shows as
@@ -276,9 +279,20 @@ def compare(expr: str | Expr | Callable[..., Any], point: Mapping[str, float], *
     program = compile_program(e)
     truth = truth_at(program, values)
     host = None
-    if engine is not False:
-        cls = load_engine(engine or "engine:Value") if not isinstance(engine, type) else engine
-        host = InProcess(cls)
+    if engine is None:
+        host = InProcess(load_engine("engine:Value"))  # crossgrad's own engine: no sandbox needed
+    elif engine is not False:
+        # Anyone else's engine is untrusted code: a sandbox process, as in campaigns
+        # (a class from a notebook is shipped there), so a hang is a finding.
+        host = open_host(engine, timeout=timeout)
+    try:
+        return _compare(e, values, program, truth, host)
+    finally:
+        if host is not None:
+            host.close()
+
+
+def _compare(e: Expr, values: tuple[float, ...], program: Any, truth: Any, host: Any) -> Comparison:
     outcome, crash_kind, crash_message = engine_outcome(host, program, values) if host else (None, "", "")
     reports = oracle_reports(program, values, truth, outcome, (crash_kind, crash_message))
     verdicts: list[Verdict] = []

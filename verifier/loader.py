@@ -234,8 +234,21 @@ def target_of(engine: type) -> str | None:
         return None
     if getattr(module, qualname, None) is not engine:  # redefined, or made by a factory
         return None
-    if engine.__module__.startswith("_crossgrad_engine_") and getattr(module, "__file__", None):
-        return f"{module.__file__}:{qualname}"
     if engine.__module__ == "__main__":
         return None
+    file = getattr(module, "__file__", None)
+    if file and not _importable(engine.__module__):
+        return f"{file}:{qualname}"  # loaded from a file under a name of its own
     return f"{engine.__module__}:{qualname}"
+
+
+def _importable(name: str) -> bool:
+    """Whether another process can import module ``name`` by name (not only this
+    one, where a file may have been loaded under an invented name)."""
+    top = name.partition(".")[0]
+    if top in sys.builtin_module_names:
+        return True
+    try:
+        return importlib.machinery.PathFinder.find_spec(top) is not None
+    except (ImportError, ValueError):
+        return False
