@@ -54,7 +54,7 @@ from verifier.expr import Program, compile_program, from_program
 from verifier.findings import Blame, Finding, OracleReport, jsonable
 from verifier.hosts import EngineCrash, EngineTimeout, InProcess, Sandbox, open_host
 from verifier.judge import KIND_ORDER, format_point, worst
-from verifier.loader import target_of
+from verifier.loader import absolute_target, target_of
 from verifier.ops import OPS, op_names
 from verifier.parsing import parse
 from verifier.reference import exact
@@ -795,7 +795,8 @@ def check_engine(
     if isinstance(workers, bool) or not isinstance(workers, int) or workers < 1:
         raise ValueError(f"workers={workers!r}: expected an int >= 1")
     requested_ops = op_names(ops) if isinstance(ops, str) or ops is None else op_names(",".join(ops))
-    host = open_host(engine, isolate=isolate, timeout=timeout)
+    # A file target is recorded with its absolute path: the report replays from any folder.
+    host = open_host(absolute_target(engine) if isinstance(engine, str) else engine, isolate=isolate, timeout=timeout)
     try:
         name = host.name
         tested = tuple(op for op in requested_ops if op in host.supported)

@@ -107,7 +107,7 @@ def check(target: str, examples: int, seed: int, ops: str | None, json_path: Pat
     console = _console(stderr=True)
     with _Progress(console) as update:
         try:
-            result = check_engine(_absolute(target), examples=examples, seed=seed, ops=chosen, timeout=timeout,
+            result = check_engine(target, examples=examples, seed=seed, ops=chosen, timeout=timeout,
                                   time_budget=time_budget, workers=used, progress=update, unstable=unstable)
         except ValueError as error:  # includes EngineLoadError
             raise UsageFailure(str(error)) from None
@@ -140,17 +140,6 @@ def _workers(asked: int, examples: int) -> int:
         (1, 2, 3, 1)
     """
     return max(1, min(asked, examples // EXAMPLES_PER_WORKER))
-
-
-def _absolute(target: str) -> str:
-    """A file target with an absolute path (``my_value.py:Value`` ->
-    ``/home/me/my_value.py:Value``), so that the report's engine can be replayed from
-    any folder; anything else (a module, a missing file: its error names it as
-    typed) as is."""
-    location, sep, name = target.rpartition(":")
-    if sep and (location.endswith(".py") or "/" in location or "\\" in location) and Path(location).is_file():
-        return f"{os.path.abspath(location)}:{name}"
-    return target
 
 
 class _Progress:

@@ -27,7 +27,7 @@ import traceback
 from pathlib import Path
 from typing import Any
 
-__all__ = ["EngineLoadError", "load_engine", "target_of", "DEFAULT_TARGET", "HOME", "OWN_PACKAGES",
+__all__ = ["EngineLoadError", "load_engine", "target_of", "absolute_target", "DEFAULT_TARGET", "HOME", "OWN_PACKAGES",
            "own_packages_first", "own_package", "child_path"]
 
 DEFAULT_TARGET = "engine:Value"
@@ -252,3 +252,14 @@ def _importable(name: str) -> bool:
         return importlib.machinery.PathFinder.find_spec(top) is not None
     except (ImportError, ValueError):
         return False
+
+
+def absolute_target(target: str) -> str:
+    """A file target with an absolute path (``my_value.py:Value`` ->
+    ``/home/me/my_value.py:Value``), so that the report's engine can be replayed from
+    any folder; anything else (a module, a missing file: its error names it as
+    typed) as is."""
+    location, sep, name = target.rpartition(":")
+    if sep and (location.endswith(".py") or "/" in location or "\\" in location) and Path(location).is_file():
+        return f"{os.path.abspath(location)}:{name}"
+    return target
