@@ -83,6 +83,10 @@ def close_to_sweep(ref: Sweep, p: int, value: Any, gradient: Sequence[Any] | Non
                    for k, g in enumerate(gradient))
 
 
+def _finite_or_complex(x: Any) -> bool:
+    return isinstance(x, complex) or (isinstance(x, float) and np.isfinite(x))
+
+
 def judge_case(host: Any, program: Program, points: Sequence[Sequence[float]], *, oracles: bool = True) -> CaseReport:
     """Judge the engine (and, if ``oracles``, torch and central differences)."""
     report = CaseReport()
@@ -105,12 +109,21 @@ def judge_case(host: Any, program: Program, points: Sequence[Sequence[float]], *
             report.judged["value", JUDGED] += 1
             report.judged["partial", JUDGED] += nvars
             continue
-        # The class of a point is the sweep's where it found it clean, the exact
-        # reference's elsewhere: never a function of the engine's answer.
-        truth = truths[p] = exact(program, points[p], classify=not clean)
-        report.counts[truth.status] += 1
-        report.judged["value", truth.value_status] += 1
-        report.judged.update(("partial", s) for s in truth.gradient_status)
+        # The class of a point is the sweep's where it found it clean or clearly
+        # outside the domain, the exact reference's elsewhere: never a function of
+        # the engine's answer.
+        if ref.outside[p]:
+            report.counts["outside-domain"] += 1
+            report.judged["value", "outside-domain"] += 1
+            report.judged["partial", "outside-domain"] += nvars
+            if outcome.status == "exception" or not _finite_or_complex(outcome.value):
+                continue  # raising, nan and inf are all fine there: no need for the truth
+            truth = truths[p] = exact(program, points[p])
+        else:
+            truth = truths[p] = exact(program, points[p], classify=not clean)
+            report.counts[truth.status] += 1
+            report.judged["value", truth.value_status] += 1
+            report.judged.update(("partial", s) for s in truth.gradient_status)
         verdicts = judge_point(truth, outcome, program.variables, program=program)
         if truth.status == "outside-domain" and verdicts and outcome.node_values is None:
             # Was the finite answer made up at the op that left its domain, or is it
