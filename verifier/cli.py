@@ -229,6 +229,11 @@ def _summary(console: Any, result: Any, json_path: Path | None, report_path: Pat
     elif not result.findings:
         console.print(f"[green]No discrepancies[/green] in {plural(result.examples, 'example')}"
                       + (f" ({plural(len(result.warnings), 'warning')})" if result.warnings else "") + ".")
+    from reports.verdict import judged_sentence
+
+    judged = judged_sentence(result.judged or {}) if not result.unjudged else None
+    if judged:
+        console.print(_plain(judged[:1].upper() + judged[1:]))
     for label, path in (("JSON", json_path), ("report", report_path)):
         if path is not None:
             console.print(f"{label}: {path}")
