@@ -232,6 +232,11 @@ QUANTITIES = [
     ("x0 / x0", (1e-312,), "noise-beyond-float64", ("noise-beyond-float64",)),
     # a * g = 9e111 on the way to d/dx0, and 1/b * g = 1e315 overflows: inf - inf.
     ("x0 / x0 * x1", (-3e-102, 3e213), "judged", ("noise-beyond-float64", "judged")),
+    # t = (x0 + x1) / x1 is 1 give or take a subnormal's few digits (micrograd's
+    # x1**-1 = 5.6e-309), and the adjoint -x1 / t**2 is the largest float give or
+    # take that: a float64 engine may overflow it (micrograd gave -inf; 20,000 examples).
+    ("((x0 + x1) / x1)**-1 * x1", (0.0, 1.7976931348623157e308), "noise-beyond-float64",
+     ("noise-beyond-float64", "noise-beyond-float64")),
     # -1/x**2 = -1e-324 underflows to -0: an exact answer, judged.
     ("x0**-1", (1e162,), "judged", ("judged",)),
     # A subnormal input is an input like any other.

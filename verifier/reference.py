@@ -62,6 +62,7 @@ LINEAR = 2.5
 NONLINEAR_NOISE = 1e-3
 DBL_MAX = float(np.finfo(float).max)
 DBL_MIN = 2.0**-1022  # smallest normal float
+SUBNORMAL_ULP = 2.0**-1074  # the spacing of subnormal floats
 UNDERFLOW = mpmath.ldexp(1, -1075)  # exact results below this round to zero (not a float!)
 
 
@@ -177,8 +178,8 @@ def _reverse(m: Any, program: Program, values: list[Any], locals_: list[tuple[An
         args = program.args[i]
         if not args:
             continue
-        if e is not None and exact is not None and _unbounded(exact[1][i]):
-            E[i] = inf  # float64 holds this adjoint as inf
+        if e is not None and exact is not None and _unbounded(abs(exact[1][i]) + E[i]):
+            E[i] = inf  # float64 holds this adjoint as inf, or may (within noise of overflow)
         spec = OPS[program.ops[i]]
         arity = len(args)
         firsts = (overrides or {}).get(i) or locals_[i][:arity]
@@ -309,6 +310,8 @@ def sweep(program: Program, points: np.ndarray) -> Sweep:
         g, E = _reverse(np, program, values, locals_, e)
         for x in (*e, *g, *E):
             finite &= np.isfinite(x)
+        for x, noise in (*zip(values, e), *zip(g, E)):
+            finite &= np.abs(x) + noise <= DBL_MAX  # within noise of overflow: the exact path
         slots = _gradient_nodes(program)
         gradient = np.stack([g[s] for s in slots], axis=1)
         gradient_floor = np.stack([E[s] for s in slots], axis=1)
@@ -574,6 +577,14 @@ def _exact(program: Program, point: Sequence[float], m: Any, classify: bool) -> 
             e.append(_forward_floor(m, spec, margv, mvalues[-1], param, slopes, [e[j] for j in args]))
         if _overflows(spec.value_intermediates, argv, param):
             e[-1] = inf  # micrograd's a * b**-1 at a subnormal b: inf * 0, or it raises
+        else:
+            # A subnormal intermediate (b**-1 at a huge b) keeps fewer digits: an
+            # absolute error of 2**-1075 in it, times the rest of the product.
+            for t in spec.value_intermediates(mpmath, argv, param):
+                if 0 < abs(t) < DBL_MIN:
+                    e[-1] = e[-1] + _as(m, abs(value) * SUBNORMAL_ULP / abs(t))
+        if abs(value) + e[-1] > DBL_MAX:
+            e[-1] = inf  # within noise of overflow: a valid float64 computation may overflow
         if m is FLOATS and not math.isfinite(e[-1]):
             raise _Lossy  # the float floor overflowed (inf, or nan from inf * 0)
         noise = e[args[0]]
