@@ -48,7 +48,7 @@ def test_a_time_budget_stops_early_and_keeps_findings(tmp_path: Path) -> None:
 
 
 def test_a_time_budget_run_still_shrinks_within_a_bounded_time(tmp_path: Path) -> None:
-    from verifier.campaign import SHRINK_SHARE
+    from verifier.executors import SHRINK_SHARE
 
     target = _mutant(tmp_path, "exp_grad_uses_input")
     result = check_engine(target, examples=100_000, seed=0, time_budget=4)
@@ -66,7 +66,7 @@ def test_a_shrink_past_its_deadline_keeps_the_unshrunk_finding(tmp_path: Path) -
 
     import numpy as np
 
-    from verifier.campaign import _case_signatures, _Config, _shrink
+    from verifier.explore import _case_signatures, _Config, _shrink
     from verifier.hosts import open_host
     from verifier.parsing import parse
     from verifier.strategies import Case

@@ -117,7 +117,7 @@ def test_the_cli_finishes_writes_json_and_exits_1(tmp_path: Path) -> None:
 
 def test_a_failing_shrink_keeps_the_unshrunk_finding(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     from tests.engines import corpus
-    from verifier import campaign
+    from verifier import explore
 
     m = corpus.MUTANTS_BY_NAME["exp_grad_uses_input"]
     target = f"{corpus.write_engine(tmp_path, m.name, m.patches)}:Value"
@@ -127,7 +127,7 @@ def test_a_failing_shrink_keeps_the_unshrunk_finding(tmp_path: Path, monkeypatch
 
         raise FlakyFailure("Inconsistent results from replaying a test case!", [ValueError("flaky")])
 
-    monkeypatch.setattr(campaign, "_shrunk", broken)
+    monkeypatch.setattr(explore, "_shrunk", broken)
     result = check_engine(target, examples=60, seed=0, isolate=True)
     [finding] = [f for f in result.findings if f.blame.op == "exp"]
     assert finding.kind == "gradient" and not finding.shrunk
@@ -137,7 +137,7 @@ def test_a_finding_that_judges_clean_again_becomes_nondeterministic(tmp_path: Pa
     # Called wrong once (the answer recorded while exploring), right when the finding
     # is built: the case answered two ways, so it is kept as nondeterministic.
     from engine import Value
-    from verifier.campaign import _finding_of, _Occurrence
+    from verifier.explore import _finding_of, _Occurrence
     from verifier.findings import Blame
     from verifier.hosts import InProcess
     from verifier.run_engine import EngineOutcome

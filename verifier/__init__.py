@@ -23,7 +23,7 @@ _EXPORTS = {
     "compare": "verifier.comparison",
     "Comparison": "verifier.comparison",
     "check_engine": "verifier.campaign",
-    "CampaignResult": "verifier.campaign",
+    "CampaignResult": "verifier.result",
     "Finding": "verifier.findings",
     "Blame": "verifier.findings",
     "OracleReport": "verifier.findings",
@@ -41,7 +41,7 @@ _EXPORTS = {
     "EngineLoadError": "verifier.loader",
     "strategies": "verifier.strategies",
     "assert_gradients": "verifier.assertions",
-    "assert_op_alone": "verifier.assertions",
+    "assert_op_alone": "verifier.alone",
     "assert_same_gradients": "verifier.assertions",
     "GradientMismatch": "verifier.assertions",
 }

@@ -11,6 +11,9 @@ oracle, and asks the judge which side is wrong when it breaks.
 Both return how many points they compared, so that a test can say what it
 judged (a property test assumes away an example that compared nothing).
 
+:func:`~verifier.alone.assert_op_alone` (each op checked alone) lives in
+:mod:`verifier.alone` and is re-exported here.
+
 Example:
     >>> from engine import Value
     >>> assert_gradients("tanh(x0 * x1) - 3 / x1", {"x0": 0.5, "x1": 2.0}, engine=Value)
@@ -32,19 +35,18 @@ import numpy as np
 from verifier.comparison import as_expression
 from verifier.evaluate import judge_case
 from verifier.evidence import build_finding
-from verifier.expr import Expr, apply, compile_program, const, natural_key, var
+from verifier.expr import Expr, compile_program, natural_key
 from verifier.findings import Blame, Finding, OracleReport
 from verifier.hosts import InProcess
 from verifier.judge import PASS, format_number, format_point
 from verifier.loader import load_engine
-from verifier.ops import OPS
 from verifier.reference import sweep
 from verifier.run_engine import EngineOutcome, run
 
 __all__ = [
     "GradientMismatch",
     "assert_gradients",
-    "assert_op_alone",
+    "assert_op_alone",  # noqa: F822 - from verifier.alone, by __getattr__ below
     "assert_same_gradients",
     "replay_command",
     "set_replay_file",
@@ -61,14 +63,6 @@ MAX_EXPRESSION = 240  # characters of an expression shown in a message
 # writes a findings file, so a failure shows how to reproduce it instead.
 _replay_file: str | None = None
 _hosts: dict[type, InProcess] = {}
-# Ops whose test of the op alone is in the pytest session (op -> that test's name),
-# set by the plugin: an expression using one that fails alone is skipped, not failed
-# again under another test's name.
-_alone_tests: dict[str, str] = {}
-_alone_engine: type | None = None  # the engine those tests check
-# Verdicts of assert_op_alone, once per engine and op: the points compared, or the error.
-_alone: dict[tuple[type, str], int | GradientMismatch] = {}
-_alone_plain: dict[tuple[type, str], int | GradientMismatch] = {}  # its forms that use the op only
 # What the assertions judged in this process; the pytest plugin reads and resets it
 # after each test, to put point counts in the session's report.
 _stats: Counter = Counter()
@@ -121,17 +115,6 @@ def set_replay_file(path: str | None) -> None:
     _replay_file = path
 
 
-def set_alone_tests(tests: Mapping[str, str], engine: type | None = None) -> None:
-    """Ops checked alone in this pytest session (op -> test name) on ``engine``, set
-    by the plugin: an assertion on that engine, on an expression that uses one of
-    them that fails alone, is skipped with ``depends on tanh, which fails alone:
-    see test_op_alone[tanh]``."""
-    global _alone_engine
-    _alone_tests.clear()
-    _alone_tests.update(tests)
-    _alone_engine = engine
-
-
 def replay_command(finding: Finding) -> str | None:
     """``verifier replay crossgrad-findings.json --id F1a2b3c4d``, or None when no
     findings file is written (outside pytest)."""
@@ -148,6 +131,17 @@ def take_stats() -> dict[str, int]:
     out = dict(_stats)
     _stats.clear()
     return out
+
+
+_MOVED = ("assert_op_alone", "fails_alone", "set_alone_tests")  # their home is verifier.alone
+
+
+def __getattr__(name: str) -> Any:
+    if name in _MOVED:
+        from verifier import alone
+
+        return getattr(alone, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 # -- arguments ------------------------------------------------------------------------
@@ -216,13 +210,11 @@ def _require(expr: Expr, supported: Sequence[str], host: InProcess | None = None
 
             pytest.skip(reason)
         raise ValueError(f"{reason}: cannot check {_short(str(expr))}")
-    if host is None or not under_pytest or host.engine is not _alone_engine:
-        return  # another engine than the one the session checks op by op
-    for op in ops:
-        if op in _alone_tests and fails_alone(op, engine=host.engine) is not None:
-            import pytest
+    if host is None or not under_pytest:
+        return
+    from verifier.alone import skip_if_failing_alone  # alone.py builds on this module
 
-            pytest.skip(f"depends on {op}, which fails alone: see {_alone_tests[op]}")
+    skip_if_failing_alone(host, ops)
 
 
 # -- formatting -------------------------------------------------------------------------
@@ -428,120 +420,6 @@ def _judge(host: InProcess, e: Expr, points: Any) -> int:
         return format_finding(finding, engine=host.name), finding
 
     raise GradientMismatch(summary, details=details)
-
-
-# -- assert_op_alone ----------------------------------------------------------------------
-
-# Where each op is checked alone: ordinary numbers of both signs first, then the
-# scales where formulas break (near 0, large enough to overflow a naive tanh or
-# sigmoid, past exp's range). Row r of a binary form pairs ALONE_POINTS[r] with the
-# number three places on, so no pair repeats a coordinate.
-ALONE_POINTS: tuple[float, ...] = (0.7, -1.5, 2.0, -0.25, 3.0, 0.5, -2.5, 1.25, 10.0, -20.0, 1e-3, 400.0, -800.0)
-ALONE_CONSTANTS: tuple[float, ...] = (2.0, -0.5)  # a number on either side of a binary op
-# Incoming gradients other than 1: an op that ignores out.grad (or uses its size
-# only) is right alone at 1. The op is wrapped as op(...) * c with c set to these.
-ALONE_UPSTREAM: tuple[float, ...] = (3.0, -0.5)
-ALONE_EXPONENTS: tuple[float, ...] = (2.0, 3.0, 0.5, -1.0, 2.5, -2.0, 1.5, 1.0 / 3.0, 1.0, 4.0)
-
-
-def _alone_forms(name: str) -> list[tuple[Expr, list[list[float]], str | None]]:
-    """The expressions of op ``name`` alone, each with its points and the other op
-    it goes through (None: only ``name``)."""
-    if name not in OPS:
-        raise ValueError(f"op={name!r} is not an op; expected one of {', '.join(OPS)}")
-    a, b, n = var("a"), var("b"), len(ALONE_POINTS)
-    one = [[x] for x in ALONE_POINTS]
-    two = [[ALONE_POINTS[r], ALONE_POINTS[(r + 3) % n]] for r in range(n)]
-    if OPS[name].arity == 1:
-        cores = [apply(name, a, param=p) for p in (ALONE_EXPONENTS if name == "pow" else (None,))]
-        forms = [(core, one) for core in cores]
-        upstream, rows = var("b"), one
-    else:
-        forms = [(apply(name, a, b), two), (apply(name, a, a), one)]
-        forms += [(apply(name, const(c), a), one) for c in ALONE_CONSTANTS]  # 2 - a calls __rsub__
-        forms += [(apply(name, a, const(c)), one) for c in ALONE_CONSTANTS]
-        cores, upstream, rows = [apply(name, a, b)], var("c"), two
-    out = [(expr, points, None) for expr, points in forms]
-    # Under a non-unit incoming gradient (op(...) * c), and with a gradient already
-    # accumulated into its argument (op(...) + a: an `=` instead of `+=` loses it).
-    # Each goes through another op, so it is judged only once that op is right alone
-    # (see _check_alone): a wrong mul is never blamed on this op.
-    for core in cores:
-        out.append((core * upstream, [row + [ALONE_UPSTREAM[r % 2]] for r, row in enumerate(rows)], None if name == "mul" else "mul"))
-        out.append((core + a, rows, None if name == "add" else "add"))
-    return out
-
-
-def fails_alone(op: str, *, engine: type | str) -> GradientMismatch | None:
-    """The error of :func:`assert_op_alone` for ``op`` (None if it passes), computed
-    once per engine and op."""
-    try:
-        assert_op_alone(op, engine=engine)
-    except GradientMismatch as error:
-        return error
-    return None
-
-
-def assert_op_alone(op: str, *, engine: type | str) -> int:
-    """Assert that one op of the engine is right on its own: on variables, with a
-    number on either side (``2 - a`` calls ``__rsub__``), with one argument twice
-    (``a * a``) and under incoming gradients other than 1, at fixed ordinary and
-    extreme points, judged as :func:`assert_gradients` judges.
-
-    Check every op alone before anything built from it: a wrong op then fails once,
-    under its own name, instead of in every property that uses it. The verdict is
-    computed once per engine and op (the points are fixed), so asking again is free.
-
-    Args:
-        op: an op of :data:`verifier.ops.OPS` the engine has, e.g. ``"tanh"``.
-        engine: the engine class, or a ``module:Class`` / ``file.py:Class`` target.
-
-    Returns:
-        How many points were compared.
-
-    Raises:
-        GradientMismatch: the first form that is wrong, with the op to blame.
-        ValueError: ``op`` is not an op, or the engine lacks it (skipped under pytest).
-
-    Example:
-        >>> from engine import Value
-        >>> assert_op_alone("tanh", engine=Value) > 0
-        True
-    """
-    __tracebackhide__ = True
-    host = _host(engine)
-    key = (host.engine, op)
-    if key not in _alone:
-        forms = _alone_forms(op)
-        _require(forms[0][0], host.supported)
-        plain = _plain(host, op, forms)
-        rest = plain if isinstance(plain, GradientMismatch) else _check_alone(host, [f for f in forms if f[2] is not None])
-        _alone[key] = rest if isinstance(rest, GradientMismatch) else plain + rest
-    verdict = _alone[key]
-    if isinstance(verdict, GradientMismatch):
-        raise verdict
-    return verdict
-
-
-def _plain(host: InProcess, op: str, forms: list[tuple[Expr, list[list[float]], str | None]] | None = None) -> int | GradientMismatch:
-    """The verdict of the forms that use ``op`` only (what the other forms go through)."""
-    key = (host.engine, op)
-    if key not in _alone_plain:
-        forms = _alone_forms(op) if forms is None else forms
-        _alone_plain[key] = _check_alone(host, [f for f in forms if f[2] is None])
-    return _alone_plain[key]
-
-
-def _check_alone(host: InProcess, forms: list[tuple[Expr, list[list[float]], str | None]]) -> int | GradientMismatch:
-    compared = 0
-    for expr, rows, through in forms:
-        if through is not None and (through not in host.supported or isinstance(_plain(host, through), GradientMismatch)):
-            continue  # judged through another op only when that op is right alone
-        try:
-            compared += _judge(host, expr, rows)
-        except GradientMismatch as error:
-            return error
-    return compared
 
 
 # -- assert_same_gradients --------------------------------------------------------------
