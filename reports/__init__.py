@@ -1,7 +1,7 @@
 """Turning findings (plain data) into a JSON report and one self-contained HTML page.
 
 ``reports`` never computes a gradient or judges anything: it takes the dictionary
-made by :meth:`verifier.campaign.CampaignResult.to_dict` and writes it out.
+made by :meth:`verifier.result.CampaignResult.to_dict` and writes it out.
 
 Example:
     >>> import tempfile, pathlib
