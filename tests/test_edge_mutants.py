@@ -27,18 +27,10 @@ from typing import Any
 import pytest
 import torch
 
-from tests.engines import corpus, edge
+from tests.engines import BINARY, ORDINARY, UNARY, corpus, edge
 from verifier.campaign import check_engine
 
-ORDINARY = (-2.3, -0.7, -0.2, 0.35, 0.9, 1.6, 2.4)
-UNARY = {
-    "exp": lambda x: x.exp(), "log": lambda x: x.log(), "tanh": lambda x: x.tanh(),
-    "relu": lambda x: x.relu(), "sigmoid": lambda x: x.sigmoid(), "sin": lambda x: x.sin(),
-    "cos": lambda x: x.cos(), "sqrt": lambda x: x.sqrt(), "neg": lambda x: -x,
-    "pow": lambda x: x ** 2.5, "rdiv": lambda x: 1.7 / x,
-}
-BINARY = {"add": lambda x, y: x + y, "sub": lambda x, y: x - y, "mul": lambda x, y: x * y,
-          "div": lambda x, y: x / y, "mul_then_sin": lambda x, y: (x * y).sin()}
+BINARY = {**BINARY, "mul_then_sin": lambda x, y: (x * y).sin()}
 IDS = {"ids": lambda m: m.name}
 
 

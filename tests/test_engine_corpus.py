@@ -22,7 +22,7 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:  # tests/ has no __init__.py; import tests.engines from the repo root
     sys.path.insert(0, str(ROOT))
 
-from tests.engines import corpus  # noqa: E402
+from tests.engines import BINARY, ORDINARY, UNARY, corpus  # noqa: E402
 
 BASE_TOL = 1e-12    # base (and alternative) engines vs torch, relative
 DIFFER_TOL = 1e-10  # a mutant "differs" beyond this relative error
@@ -279,17 +279,6 @@ def test_naive_tanh_also_loses_digits_near_zero():
 
 
 # ---- a correct engine with other formulas ----------------------------------------
-
-ORDINARY = (-2.3, -0.7, -0.2, 0.35, 0.9, 1.6, 2.4)
-UNARY = {
-    "exp": lambda x: x.exp(), "log": lambda x: x.log(), "tanh": lambda x: x.tanh(),
-    "relu": lambda x: x.relu(), "sigmoid": lambda x: x.sigmoid(), "sin": lambda x: x.sin(),
-    "cos": lambda x: x.cos(), "sqrt": lambda x: x.sqrt(), "neg": lambda x: -x,
-    "pow": lambda x: x ** 2.5, "rdiv": lambda x: 1.7 / x,
-}
-BINARY = {"add": lambda x, y: x + y, "sub": lambda x, y: x - y,
-          "mul": lambda x, y: x * y, "div": lambda x, y: x / y}
-
 
 def test_alt_formulas_are_correct_but_different(base):
     text = corpus.BASE_PATH.read_text()

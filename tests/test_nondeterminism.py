@@ -17,20 +17,12 @@ from pathlib import Path
 
 import pytest
 
+from tests.engines import subclass_header
 from verifier.campaign import check_engine
 
 ROOT = Path(__file__).resolve().parent.parent
-BASE = ROOT / "tests" / "engines" / "base.py"
 
-HEADER = f'''
-import importlib.util
-import math
-import random
-
-_spec = importlib.util.spec_from_file_location(__name__ + "._base", {str(BASE)!r})
-_base = importlib.util.module_from_spec(_spec)
-_spec.loader.exec_module(_base)
-'''
+HEADER = subclass_header("math", "random")
 
 # tanh's value is off by a random relative amount up to 1e-6 (far above float64
 # noise), different at every call.

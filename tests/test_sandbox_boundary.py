@@ -22,6 +22,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.engines import subclass_header
 from verifier.campaign import check_engine
 from verifier.expr import compile_program
 from verifier.hosts import EngineCrash, Sandbox, _loads, _outcomes
@@ -30,20 +31,8 @@ from verifier.parsing import parse
 from verifier.run_engine import EngineOutcome, describe_error, run
 
 ROOT = Path(__file__).resolve().parent.parent
-BASE = ROOT / "tests" / "engines" / "base.py"
 
-HEADER = f'''
-import importlib.util
-import math
-import os
-import pickle
-import stat
-import struct
-
-_spec = importlib.util.spec_from_file_location(__name__ + "._base", {str(BASE)!r})
-_base = importlib.util.module_from_spec(_spec)
-_spec.loader.exec_module(_base)
-'''
+HEADER = subclass_header("math", "os", "pickle", "stat", "struct")
 
 # tanh's .data is a complex subclass whose pickle would write MARKER when loaded.
 EVIL_DATA = HEADER + '''
