@@ -32,6 +32,7 @@ from verifier.campaign import check_engine
 
 BINARY = {**BINARY, "mul_then_sin": lambda x, y: (x * y).sin()}
 IDS = {"ids": lambda m: m.name}
+SLOW_EXAMPLES = 1000
 
 
 def _engine(Value: type, f: Any, point: tuple[float, ...]) -> tuple[str, Any, tuple[Any, ...]]:
@@ -208,8 +209,11 @@ def _flat(x: Any) -> list[Any]:
 @pytest.mark.parametrize("seed", [1, 2, 3])
 @pytest.mark.parametrize("mutant", edge.EDGE_MUTANTS, **IDS)
 def test_every_edge_mutant_is_caught_whatever_the_seed(mutant: edge.EdgeMutant, seed: int, tmp_path: Path) -> None:
+    # At seed 0 each is caught within the default 300 examples (above); at other seeds
+    # the rarest edges (a subnormal or the largest float fed straight to relu, sqrt or
+    # div) took up to 1,000 in 2026-12 measurements.
     path = corpus.write_engine(tmp_path, mutant.name, mutant.patches)
-    result = check_engine(f"{path}:Value", examples=300, seed=seed, ops=list(mutant.ops) or None)
+    result = check_engine(f"{path}:Value", examples=SLOW_EXAMPLES, seed=seed, ops=list(mutant.ops) or None)
     assert not edge.marker_path(path).exists()
     pool = result.findings if mutant.severity == "error" else result.warnings
     assert any(f.blame.op == mutant.blame for f in pool), [(f.kind, f.blame.op) for f in pool]
