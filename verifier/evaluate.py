@@ -28,7 +28,7 @@ import numpy as np
 from verifier import numeric, torch_oracle
 from verifier.expr import Program
 from verifier.hosts import EngineCrash, EngineTimeout
-from verifier.judge import PASS, Verdict, judge_oracle, judge_point
+from verifier.judge import PASS, Verdict, finite_or_complex, judge_oracle, judge_point
 from verifier.reference import JUDGED, PointReference, Sweep, exact, sweep
 from verifier.run_engine import EngineOutcome
 
@@ -83,10 +83,6 @@ def close_to_sweep(ref: Sweep, p: int, value: Any, gradient: Sequence[Any] | Non
                    for k, g in enumerate(gradient))
 
 
-def _finite_or_complex(x: Any) -> bool:
-    return isinstance(x, complex) or (isinstance(x, float) and np.isfinite(x))
-
-
 def judge_case(host: Any, program: Program, points: Sequence[Sequence[float]], *, oracles: bool = True) -> CaseReport:
     """Judge the engine (and, if ``oracles``, torch and central differences)."""
     report = CaseReport()
@@ -116,7 +112,7 @@ def judge_case(host: Any, program: Program, points: Sequence[Sequence[float]], *
             report.counts["outside-domain"] += 1
             report.judged["value", "outside-domain"] += 1
             report.judged["partial", "outside-domain"] += nvars
-            if outcome.status == "exception" or not _finite_or_complex(outcome.value):
+            if outcome.status == "exception" or not finite_or_complex(outcome.value):
                 continue  # raising, nan and inf are all fine there: no need for the truth
             truth = truths[p] = exact(program, points[p])
         else:

@@ -39,7 +39,7 @@ from verifier.printing import format_number as print_number
 from verifier.reference import PointReference
 from verifier.run_engine import EngineOutcome
 
-__all__ = ["Verdict", "judge_point", "judge_oracle", "PASS", "ERROR", "format_point"]
+__all__ = ["Verdict", "judge_point", "judge_oracle", "finite_or_complex", "PASS", "ERROR", "format_point"]
 
 PASS = 4.0
 ERROR = 1024.0
@@ -162,13 +162,19 @@ def judge_point(truth: PointReference, outcome: EngineOutcome, variables: Sequen
     return verdicts
 
 
+def finite_or_complex(x: Any) -> bool:
+    """Whether ``x`` is an answer an engine made up (a finite float or a complex
+    number), not an exception's None, nan or inf."""
+    return isinstance(x, complex) or _is_finite_number(x)
+
+
 def _outside_domain(truth: PointReference, outcome: EngineOutcome, who: str, program: Program | None) -> list[Verdict]:
     """Outside the domain raising, nan and inf are all fine; a complex or finite
     number is a robustness warning, named at the op whose engine input left its
     domain (not where the exact reference leaves it: the engine's own upstream
     rounding may have kept it inside)."""
     value = outcome.value
-    if outcome.status == "exception" or not (isinstance(value, complex) or _is_finite_number(value)):
+    if outcome.status == "exception" or not finite_or_complex(value):
         return []
     node, detail = truth.node, truth.detail
     if outcome.node_values and program is not None:
@@ -177,7 +183,7 @@ def _outside_domain(truth: PointReference, outcome: EngineOutcome, who: str, pro
             return []  # no op of the engine was given an input outside its domain
         node, detail = found
     seen = outcome.node_values[node] if outcome.node_values and node is not None else value
-    if not (isinstance(seen, complex) or _is_finite_number(seen)):
+    if not finite_or_complex(seen):
         return []  # nan or inf where the domain ends, turned finite later by IEEE rules (1/inf)
     shown = f"a complex number {seen}" if isinstance(seen, complex) else format_number(seen)
     at_output = not outcome.node_values or node in (None, len(outcome.node_values) - 1)

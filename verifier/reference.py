@@ -56,14 +56,14 @@ TINY = 2.0**-1022  # absolute: a subnormal result may be flushed to zero (= DBL_
 MAX_KINKS = 6  # more kinks at one point than this: too many one-sided combinations
 # A monotone op whose value moves more than LINEAR floors over its input's noise is
 # not linear there (a linear op moves exactly 2 floors: the margin keeps neg of 1e20
-# give or take 1e6, rounded once more, from being called nonlinear). Only checked above NONLINEAR_NOISE: below it exp, tanh and
-# sigmoid are linear to 1e-6, and log and sqrt are kept linear by the edge check.
+# give or take 1e6, rounded once more, from being called nonlinear). Only checked
+# above NONLINEAR_NOISE: below it exp, tanh and sigmoid are linear to 1e-6, and log
+# and sqrt are kept linear by the edge check.
 LINEAR = 2.5
 NONLINEAR_NOISE = 1e-3
 DBL_MAX = float(np.finfo(float).max)
 DBL_MIN = 2.0**-1022  # smallest normal float
 SUBNORMAL_ULP = 2.0**-1074  # the spacing of subnormal floats
-UNDERFLOW = mpmath.ldexp(1, -1075)  # exact results below this round to zero (not a float!)
 
 
 # -- the noise model, for numpy arrays (m = np) and mpmath numbers (m = mpmath) ------
@@ -428,12 +428,12 @@ def _unbounded(x: Any) -> bool:
     return not mpmath.isfinite(x) or abs(x) > DBL_MAX
 
 
-def _overflows(intermediates: Any, argv: list[Any], param: Any) -> bool:
-    """Whether a valid formula's intermediate overflows float64 (1/0 included)."""
+def _terms(intermediates: Any, argv: list[Any], param: Any) -> tuple[Any, ...]:
+    """A valid formula's intermediates at the exact inputs (1/0 is infinite)."""
     try:
-        return any(_unbounded(x) for x in intermediates(mpmath, argv, param))
+        return tuple(intermediates(mpmath, argv, param))
     except ZeroDivisionError:
-        return True
+        return (mpmath.inf,)
 
 
 def _astronomical(x: Any) -> bool:
@@ -575,12 +575,13 @@ def _exact(program: Program, point: Sequence[float], m: Any, classify: bool) -> 
             e.append(inf)  # float64 holds inf (or raised) here: downstream, anything goes
         else:
             e.append(_forward_floor(m, spec, margv, mvalues[-1], param, slopes, [e[j] for j in args]))
-        if _overflows(spec.value_intermediates, argv, param):
+        steps = _terms(spec.value_intermediates, argv, param)
+        if any(_unbounded(t) for t in steps):
             e[-1] = inf  # micrograd's a * b**-1 at a subnormal b: inf * 0, or it raises
         else:
             # A subnormal intermediate (b**-1 at a huge b) keeps fewer digits: an
             # absolute error of 2**-1075 in it, times the rest of the product.
-            for t in spec.value_intermediates(mpmath, argv, param):
+            for t in steps:
                 if 0 < abs(t) < DBL_MIN:
                     e[-1] = e[-1] + _as(m, abs(value) * SUBNORMAL_ULP / abs(t))
         if abs(value) + e[-1] > DBL_MAX:
@@ -593,14 +594,11 @@ def _exact(program: Program, point: Sequence[float], m: Any, classify: bool) -> 
             # may give anything from 0 to 1, far beyond the linearised floor.
             raise stop("ill-conditioned", f"{op} of {_to_float(argv[0]):.6g} give or take {_to_float(noise):.3g} in float64: "
                        "its value is not a linear function of that noise", i)
-        try:
-            steps = spec.intermediates(mpmath, argv, param)
-        except ZeroDivisionError:
-            steps = (mpmath.inf,)
+        steps = _terms(spec.intermediates, argv, param)
         # A valid formula's intermediate (micrograd's b**-2 in a / b) that overflows
         # float64 leaves that formula's derivative anything at all (inf, nan); one
         # that underflows may lose the derivative, but to about 0, not to garbage.
-        if _overflows(spec.intermediates, argv, param):
+        if any(_unbounded(t) for t in steps):
             lossy[i] = (spec.intermediate_args or tuple(range(len(args))), True)
         elif any(0 < abs(x) < DBL_MIN for x in steps):
             lossy[i] = (spec.intermediate_args or tuple(range(len(args))), False)
