@@ -90,3 +90,15 @@ def test_check_engine_takes_the_severity(lecture: Path) -> None:
     unstable = [f for f in result.warnings if f.cause == "unstable"]
     assert unstable and all(f.blame.op == "tanh" and f.severity == "warning" for f in unstable)
     assert not [f for f in result.findings if f.cause == "unstable"]
+
+
+def test_an_edge_among_the_subnormals_is_narrowed_to_where_it_is(tmp_path: Path) -> None:
+    # relu that flushes subnormal inputs breaks below the smallest normal float; the
+    # bisection between 1e-308 and 1e-302 must not underflow to 0 on the way.
+    from tests.engines import edge
+
+    mutant = edge.EDGE_BY_NAME["relu_flushes_subnormal_input"]
+    path = corpus.write_engine(tmp_path, mutant.name, mutant.patches)
+    with Sandbox(f"{path}:Value") as host:
+        found = diagnose(host, "relu")
+    assert found is not None and found.ranges == ("5e-324 <= x <= 2.225e-308: wrong derivative",)

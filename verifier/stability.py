@@ -94,7 +94,8 @@ def _what(verdict: Any, outcome: Any) -> str:
 def _edge(host: Any, op: str, param: float | None, scanned: int, good: float, bad: float) -> float:
     """Bisect (in log scale, same sign) between a passing and a failing input."""
     for _ in range(BISECTIONS):
-        middle = math.copysign(math.sqrt(abs(good) * abs(bad)), bad)
+        # The geometric mean as a product of roots: 1e-300 * 1e-310 underflows to 0.
+        middle = math.copysign(math.sqrt(abs(good)) * math.sqrt(abs(bad)), bad)
         if middle in (good, bad):
             break
         if _failures(host, op, param, scanned, [middle])[0]:
