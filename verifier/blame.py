@@ -28,17 +28,15 @@ from __future__ import annotations
 import math
 from typing import Any, Sequence
 
-import mpmath
 
 from verifier.expr import Expr, Program, apply, compile_program, const, var
 from verifier.findings import Blame
 from verifier.hosts import EngineCrash, EngineTimeout
 from verifier.judge import Verdict, format_number, format_point, judge_point
-from verifier.local import local_rule
-from verifier.reference import truth_at
+from verifier.reference import adjoints_at, truth_at
 from verifier.run_engine import EngineOutcome
 
-__all__ = ["blame_engine", "check_alone", "alone_expression", "exact_adjoints", "UPSTREAM"]
+__all__ = ["blame_engine", "check_alone", "alone_expression", "UPSTREAM"]
 
 _NAMES = ("a", "b")
 # The incoming gradient's variable in ``op(a, b) * c``: the next letter after the op's
@@ -163,34 +161,6 @@ def _wrong_value(program: Program, outcome: EngineOutcome, inputs: Sequence[Any]
 
 
 # -- 2. incoming gradients --------------------------------------------------------------
-
-def exact_adjoints(program: Program, node_values: Sequence[float]) -> list[float]:
-    """d output / d node for every node, at the exact node values (chain rule with
-    the exact local derivatives); ``nan`` where undefined or beyond float64.
-
-    Example:
-        >>> from verifier.parsing import parse
-        >>> program = compile_program(parse("3 * tanh(x)"))
-        >>> exact_adjoints(program, [3.0, 0.5, math.tanh(0.5), 3 * math.tanh(0.5)])[2]
-        3.0
-    """
-    with mpmath.workdps(50):
-        g = [mpmath.mpf(0)] * len(program)
-        g[-1] = mpmath.mpf(1)
-        for i in range(len(program) - 1, -1, -1):
-            args = program.args[i]
-            if not args or g[i] == 0:
-                continue
-            try:
-                local = local_rule(program.ops[i], program.params[i]).mpmath(*(mpmath.mpf(node_values[j]) for j in args))
-            except (ArithmeticError, ValueError, TypeError):
-                return [math.nan] * len(program)
-            for k, j in enumerate(args):
-                g[j] += g[i] * local[k]
-        # float() of an mpf beyond float64 is +-inf: not an incoming gradient either.
-        out = [float(x) if mpmath.isfinite(x) else math.nan for x in g]
-        return [x if math.isfinite(x) else math.nan for x in out]
-
 
 def _incoming(outcome: EngineOutcome | None, adjoints: list[float] | None, node: int) -> list[tuple[float, str]]:
     """The incoming gradients to check node ``node``'s op under, and where each is from."""
@@ -340,7 +310,7 @@ def blame_engine(
             return found
     supported = set(getattr(host, "supported", ()))
     if "mul" in supported:
-        adjoints = exact_adjoints(program, reference_values)
+        adjoints = adjoints_at(program, reference_values)
         checked: set[tuple[str, tuple[float, ...], float]] = set()
         for i in _upstream_order(program, prefer):
             alone = alone_expression(program, i, inputs)

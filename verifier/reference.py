@@ -47,7 +47,7 @@ from verifier.expr import Program
 from verifier.local import local_rule
 from verifier.ops import OPS, U, Op
 
-__all__ = ["Sweep", "PointReference", "sweep", "exact", "truth_at", "NEAR", "DIGITS", "JUDGED", "UNJUDGED"]
+__all__ = ["Sweep", "PointReference", "sweep", "exact", "truth_at", "adjoints_at", "NEAR", "DIGITS", "JUDGED", "UNJUDGED"]
 
 DIGITS = 50  # precision of the exact reference
 NEAR = 16.0  # within this many noise floors of an edge or a kink is "near" it
@@ -488,6 +488,30 @@ def truth_at(program: Program, point: Sequence[float]) -> PointReference:
     """
     clean = bool(sweep(program, np.asarray([point], dtype=float)).clean[0])
     return exact(program, point, classify=not clean)
+
+
+def adjoints_at(program: Program, node_values: Sequence[float]) -> list[float]:
+    """d output / d node for every node, composed by the reference's chain rule at
+    the given node values (the exact ones, or an engine's); ``nan`` where undefined
+    or beyond float64.
+
+    Example:
+        >>> from verifier.parsing import parse
+        >>> from verifier.expr import compile_program
+        >>> program = compile_program(parse("3 * tanh(x)"))
+        >>> adjoints_at(program, [3.0, 0.5, math.tanh(0.5), 3 * math.tanh(0.5)])[2]
+        3.0
+    """
+    with mpmath.workdps(DIGITS):
+        values = [mpmath.mpf(v) for v in node_values]
+        try:
+            locals_ = [local_rule(op, p).mpmath(*(values[j] for j in args)) if args else ()
+                       for op, args, p in zip(program.ops, program.args, program.params)]
+        except (ArithmeticError, ValueError, TypeError):
+            return [math.nan] * len(program)
+        g, _ = _reverse(mpmath, program, values, locals_, None)
+        # float() of an mpf beyond float64 is +-inf: not a gradient anyone can check.
+        return [f if math.isfinite(f) else math.nan for f in map(_to_float, g)]
 
 
 def _as(m: Any, x: Any) -> Any:
