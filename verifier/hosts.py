@@ -54,7 +54,7 @@ from verifier.expr import Program
 from verifier.loader import HOME, EngineLoadError, child_path, load_engine, own_packages_first, target_of
 from verifier.run_engine import EngineOutcome, describe_error, plain_text, probe, run
 
-__all__ = ["EngineCrash", "EngineTimeout", "InProcess", "Sandbox", "Shipped", "ShippedName", "open_host", "engine_name", "ship"]
+__all__ = ["EngineCrash", "EngineTimeout", "InProcess", "Sandbox", "Shipped", "open_host", "engine_name", "ship"]
 
 START_TIMEOUT = 120.0
 
@@ -91,22 +91,6 @@ class Shipped:
 
     def __repr__(self) -> str:
         return f"Shipped({self.name!r}, {self.kind}, {len(self.payload)} bytes)"
-
-
-class ShippedName(str):
-    """A shipped class's ``module:Class``, carrying the class itself: a campaign
-    hands its host's name to its worker processes, which start their own sandboxes
-    from it (``Sandbox(name)``)."""
-
-    shipped: Shipped
-
-    def __new__(cls, shipped: Shipped) -> ShippedName:
-        self = super().__new__(cls, shipped.name)
-        self.shipped = shipped
-        return self
-
-    def __reduce__(self) -> Any:
-        return (ShippedName, (self.shipped,))
 
 
 def _cannot_ship(engine: type, why: str) -> EngineLoadError:
@@ -423,12 +407,11 @@ class Sandbox:
     Args:
         target: ``package.module:Class`` or ``path/to/file.py:Class``; or a class
             (one that cannot be imported again is shipped by value, see :func:`ship`);
-            or a :class:`Shipped` class, or the ``name`` of a sandbox that runs one.
+            or a :class:`Shipped` class.
         timeout: seconds one case (an expression at all its points) may take.
 
     Attributes:
-        name: ``module:Class`` for reports (for a shipped class, a
-            :class:`ShippedName`: ``Sandbox(name)`` starts another sandbox of it).
+        name: ``module:Class`` for reports.
         target: what starts this sandbox again (a target string or a
             :class:`Shipped`), e.g. in a worker process.
 
@@ -439,10 +422,8 @@ class Sandbox:
     def __init__(self, target: str | type | Shipped, *, timeout: float = 10.0) -> None:
         if isinstance(target, type):
             target = target_of(target) or ship(target)
-        elif isinstance(target, ShippedName):
-            target = target.shipped
         self.target: str | Shipped = target
-        self.name: str = ShippedName(target) if isinstance(target, Shipped) else target
+        self.name: str = target.name if isinstance(target, Shipped) else target
         self.timeout = timeout
         self.restarts = 0
         self._process: subprocess.Popen | None = None
