@@ -30,8 +30,23 @@ and no op ever returns a complex number)::
     exp(x), x ** p  result beyond float64         OverflowError (not representable;
                                                   also d(x**p) * grad, in backward())
     + - * /         result beyond float64         +-inf (IEEE, as Python floats do)
+    log1p(x)        x <= -1                       DomainError
+    tan(x)          x = +-inf                     DomainError
+    expm1(x)        result beyond float64         OverflowError (like exp)
     relu(x)         x == 0                        0.0, derivative 0 (the left one)
-    any op          nan or inf data               accepted, IEEE propagation
+    abs(x)          x == 0                        0.0, derivative 0 (sign(0) = 0, as torch)
+    leaky_relu(x)   x == 0                        0.0, derivative 0.01 (the left one, as torch)
+    clamp(x,lo,hi)  x == lo or x == hi            derivative 1 (bounds inclusive, as torch);
+                    lo > hi                       hi, derivative 0 (min(max(x, lo), hi))
+    maximum(x, y),  x == y                        x; each side gets half the gradient
+    minimum(x, y)                                 (as torch: maximum(x, x) has derivative 1)
+    maximum(x, y),  x or y nan                    nan; both sides get the whole gradient
+    minimum(x, y)                                 (every comparison is False, as in torch)
+    any op          nan or inf data               accepted, IEEE propagation; a kinked op
+                                                  (relu, abs, leaky_relu, clamp) picks its
+                                                  derivative by comparisons, False for nan
+    softplus, gelu, x = +-inf                     the limits (gelu(-inf) = 0, gelu'(inf) = 1),
+    silu, softsign                                never an inf * 0 nan
 
 Gradient semantics: `backward()` seeds the output's grad with 1 and propagates.
 Leaves (nodes without children) ACCUMULATE across calls, like micrograd and torch:
@@ -46,6 +61,7 @@ import functools
 import math
 import numbers
 from collections.abc import Callable, Iterable
+from fractions import Fraction
 from typing import Any
 
 __all__ = ["DomainError", "Value", "topological_order", "zero_grad"]
@@ -122,6 +138,32 @@ def _pow_grad(x: float, p: float, out: float, grad: float) -> float:
             return math.ldexp(mo / mx * mg, eo - ex + eg)
         except OverflowError:
             raise OverflowError(f"**: derivative of x ** {p!r} at {x!r} overflows float64") from None
+
+
+def _sigmoid(x: float) -> tuple[float, float]:
+    """sigmoid(x) and its derivative s(1 - s), for any x: e = exp(-|x|) <= 1 cannot
+    overflow, and e / (1 + e)**2 keeps relative accuracy in both tails."""
+    e = math.exp(-abs(x))
+    return (1 / (1 + e) if x >= 0 else e / (1 + e)), e / (1 + e) ** 2
+
+
+def _exp_neg_square(x: float, c: float = 1.0) -> float:
+    """exp(-c * x * x) for c = 1 or 1/2, to a few ulps also for large |x|.
+
+    The rounding error of x*x alone is multiplied by x*x in the exponential (1e-13
+    relative near x = 27, where the result is still normal), so x*x is split as
+    h*h + (x - h)(x + h), with h = x cut to 26 bits: h*h and x - h are exact.
+    """
+    if not abs(x) < 1e100:  # inf, nan, or a result that underflows to 0 anyway
+        return math.exp(-c * x * x)
+    m, e = math.frexp(x)
+    h = math.ldexp(math.trunc(math.ldexp(m, 26)), e - 26)
+    return math.exp(-c * h * h) * math.exp(-c * (x - h) * (x + h))
+
+
+_SQRT_HALF = math.sqrt(0.5)
+_NORMAL_PDF_0 = 1 / math.sqrt(2 * math.pi)  # phi(0)
+_ERF_SLOPE_0 = 2 / math.sqrt(math.pi)  # erf'(0)
 
 
 class Value:
@@ -281,12 +323,11 @@ class Value:
         return out
 
     def sigmoid(self) -> Value:
-        x = self.data
-        e = math.exp(-abs(x))  # <= 1: cannot overflow, whatever the sign of x
-        out = Value(1 / (1 + e) if x >= 0 else e / (1 + e), (self,), "sigmoid")
+        s, ds = _sigmoid(self.data)  # stable for any x, see _sigmoid
+        out = Value(s, (self,), "sigmoid")
 
         def _backward() -> None:
-            self.grad += e / (1 + e) ** 2 * out.grad  # s(1 - s), accurate in both tails
+            self.grad += ds * out.grad  # s(1 - s), accurate in both tails
 
         out._backward = _backward
         return out
@@ -325,6 +366,136 @@ class Value:
             if out.data == 0:
                 raise DomainError(f"sqrt: derivative is infinite at {x!r}")
             self.grad += 0.5 / out.data * out.grad  # d sqrt(x) = 1 / (2 sqrt(x))
+
+        out._backward = _backward
+        return out
+
+    # -- library ops: activations and elementwise functions -----------------------
+
+    def _unary(self, data: float, op: str, slope: Callable[[], float]) -> Value:
+        """A one-argument op's node: its value, and `slope()`, its local derivative at
+        self.data, multiplied by the upstream gradient in backward()."""
+        out = Value(data, (self,), op)
+
+        def _backward() -> None:
+            self.grad += slope() * out.grad
+
+        out._backward = _backward
+        return out
+
+    def abs(self) -> Value:
+        x = self.data
+        # Convention at the kink: abs'(0) = sign(0) = 0 (torch, JAX).
+        return self._unary(abs(x), "abs", lambda: 1.0 if x > 0 else -1.0 if x < 0 else 0.0)
+
+    def leaky_relu(self) -> Value:
+        x = self.data  # slope 0.01 below 0; at the kink the left one (torch: x > 0 ? 1 : 0.01)
+        return self._unary(x if x > 0 else 0.01 * x, "leaky_relu", lambda: 1.0 if x > 0 else 0.01)
+
+    def elu(self) -> Value:
+        x = self.data  # expm1: no cancellation in exp(x) - 1 near 0
+        return self._unary(x if x > 0 else math.expm1(x), "elu", lambda: 1.0 if x > 0 else math.exp(x))
+
+    def softplus(self) -> Value:
+        x = self.data
+        # log(1 + exp(x)) = max(x, 0) + log1p(exp(-|x|)): no overflow, no log(1 + tiny) loss.
+        data = (x if x > 0 else 0.0) + math.log1p(math.exp(-abs(x)))
+        return self._unary(data, "softplus", lambda: _sigmoid(x)[0])  # softplus' = sigmoid
+
+    def gelu(self) -> Value:
+        x = self.data
+        # Phi(x) = (1 + erf(x/sqrt2))/2 = erfc(-x/sqrt2)/2, without the cancellation for x << 0.
+        y = -x * _SQRT_HALF
+        cdf, pdf = 0.5 * math.erfc(y), _NORMAL_PDF_0 * _exp_neg_square(x, 0.5)
+        if -40 < x < -1:
+            # erfc ran at -sqrt2*y, off x by d = x + sqrt2*y: x*x times y's rounding, up to
+            # 2e-13 of Phi in its tail. d = (x*x - 2y*y) / (x - sqrt2*y), the numerator exact.
+            d = float(Fraction(x) ** 2 - 2 * Fraction(y) ** 2) / (x - math.sqrt(2) * y)
+            cdf += pdf * d
+
+        def slope() -> float:  # Phi(x) + x phi(x); phi(+-inf) = 0 wins over x = +-inf
+            return cdf + (x * pdf if pdf else 0.0)
+
+        return self._unary(x * cdf if cdf else 0.0, "gelu", slope)  # gelu(-inf) = 0
+
+    def silu(self) -> Value:
+        x = self.data
+        s, ds = _sigmoid(x)
+        # silu' = s(1 + x(1 - s)) = s + x s'; s' = s(1 - s) without the cancellation in 1 - s.
+        return self._unary(x * s if s else 0.0, "silu", lambda: s + (x * ds if ds else 0.0))
+
+    def softsign(self) -> Value:
+        x = self.data
+        r = 1 / (1 + abs(x))  # 0 at +-inf; its square underflows rather than overflowing
+        data = math.copysign(1.0, x) if math.isinf(x) else x / (1 + abs(x))
+        return self._unary(data, "softsign", lambda: r * r)
+
+    def tan(self) -> Value:
+        x = self.data
+        if math.isinf(x):
+            raise DomainError(f"tan: argument must be finite, got {x!r}")
+        t = math.tan(x)  # |t| < 1.7e16 for every float: t*t cannot overflow
+        return self._unary(t, "tan", lambda: 1 + t * t)
+
+    def atan(self) -> Value:
+        x = self.data
+
+        def slope() -> float:  # 1/(1 + x*x), as r*r/(1 + r*r) with r = 1/x where x*x may overflow
+            if abs(x) > 1:
+                r = 1 / x
+                return r / (1 + r * r) * r
+            return 1 / (1 + x * x)
+
+        return self._unary(math.atan(x), "atan", slope)
+
+    def log1p(self) -> Value:
+        x = self.data
+        if x <= -1:
+            raise DomainError(f"log1p: argument must be > -1, got {x!r}")
+        return self._unary(math.log1p(x), "log1p", lambda: 1 / (1 + x))  # 1 + x exact near -1
+
+    def expm1(self) -> Value:
+        x = self.data
+        try:
+            data, e = math.expm1(x), math.exp(x)  # e for the derivative: expm1 + 1 loses the tail
+        except OverflowError:
+            raise OverflowError(f"expm1: expm1({x!r}) overflows float64 (not representable; x > 709.78)") from None
+        return self._unary(data, "expm1", lambda: e)
+
+    def erf(self) -> Value:
+        x = self.data
+        return self._unary(math.erf(x), "erf", lambda: _ERF_SLOPE_0 * _exp_neg_square(x))
+
+    def clamp(self, lo: float = -1.0, hi: float = 1.0) -> Value:
+        """min(max(x, lo), hi); the gradient passes where lo <= x <= hi (bounds inclusive, torch)."""
+        if not (_is_number(lo) and _is_number(hi)):
+            raise TypeError(f"clamp: bounds must be real numbers, got {_describe(lo)} and {_describe(hi)}")
+        x, lo, hi = self.data, float(lo), float(hi)
+        data = min(max(x, lo), hi)  # a nan x stays nan: max, min keep their first argument
+        return self._unary(data, "clamp", lambda: 1.0 if lo <= x <= hi else 0.0)
+
+    def maximum(self, other: Value | float) -> Value:
+        """max(x, y); at a tie each side gets half the gradient (torch); nan propagates."""
+        return self._extremum(other, "maximum")
+
+    def minimum(self, other: Value | float) -> Value:
+        """min(x, y); at a tie each side gets half the gradient (torch); nan propagates."""
+        return self._extremum(other, "minimum")
+
+    def _extremum(self, other: Any, op: str) -> Value:
+        y = _lift(other)
+        if y is None:
+            raise TypeError(f"{op}: expects a Value or a real number, got {_describe(other)}")
+        a, b = self.data, y.data
+        a_loses, b_loses = (a < b, b < a) if op == "maximum" else (a > b, b > a)
+        tie = a == b
+        out = Value(math.nan if math.isnan(a) or math.isnan(b) else b if a_loses else a, (self, y), op)
+
+        def _backward() -> None:
+            # torch's formula: where(a == b, grad/2, grad), 0 on the losing side. With a
+            # nan every comparison is False, so both sides get the whole gradient.
+            self.grad += (0.5 if tie else 0.0 if a_loses else 1.0) * out.grad
+            y.grad += (0.5 if tie else 0.0 if b_loses else 1.0) * out.grad
 
         out._backward = _backward
         return out

@@ -25,3 +25,14 @@ def real_reports(tmp_path_factory: pytest.TempPathFactory) -> dict[str, dict[str
         result = check_engine(target or f"{mutant_path}:Value", seed=0, **options)
         made[name] = json.loads(json.dumps(result.to_dict(), allow_nan=False))  # as a reader sees it
     return made
+
+
+@pytest.fixture(autouse=True)
+def _no_defined_ops_leak() -> Any:
+    """Ops a test defines leave the table with it (other tests iterate the table)."""
+    yield
+    if "verifier.define" in __import__("sys").modules:
+        from verifier.define import definitions, forget_ops
+
+        if definitions():
+            forget_ops()

@@ -125,8 +125,8 @@ def test_entry_is_well_formed(name: str) -> None:
         assert isinstance(constraint, Constraint)
         assert 0 <= constraint.arg < op.arity
         assert constraint.kind in ("positive", "nonnegative", "nonzero")
-    for kink in op.kinks:
-        assert math.isfinite(kink)
+    for kink in local_rule(name, p).kinks:
+        assert kink.point is not None and all(math.isfinite(x) for x in kink.point)
     assert op.ulps >= 1.0
 
 
@@ -163,8 +163,8 @@ def test_domains() -> None:
     assert OPS["pow"].domain(2.5) == (Constraint(0, "nonnegative"),)
     for name in ("add", "sub", "mul", "neg", "exp", "tanh", "relu", "sigmoid", "sin", "cos"):
         assert OPS[name].domain(None) == (), name
-    assert OPS["relu"].kinks == (0.0,)
-    assert all(not OPS[n].kinks for n in OPS if n != "relu")
+    assert [k.text for k in local_rule("relu").kinks] == ["a"]
+    assert all(not local_rule(n, 2.5 if n == "pow" else None).kinks for n in OPS if n != "relu")
 
 
 def test_constraint_holds() -> None:
@@ -203,7 +203,7 @@ def _points(name: str, p: float | None) -> list[tuple[float, ...]]:
     for a in CANDIDATES:
         for b in SECOND[: 3 if op.arity == 2 else 1]:
             args = (a, b)[: op.arity]
-            if all(c.holds(args[c.arg]) for c in op.domain(p)) and all(args[0] != k for k in op.kinks):
+            if all(c.holds(c.at(math, args)) for c in op.domain(p)) and all(k.mpmath(*args) != 0 for k in local_rule(name, p).kinks):
                 out.append(args)
     return out
 
@@ -251,13 +251,13 @@ def test_local_rule_formulas_are_textual_derivatives() -> None:
 
 
 def test_relu_one_sided_derivatives_at_zero() -> None:
-    rule = local_rule("relu")
-    assert rule.one_sided == ((0.0, (0.0,), (1.0,)),)
+    from verifier.local import one_sided
+
+    zero = mpmath.mpf(0)
+    assert [float(d) for d in one_sided("relu", None, (-1,))(zero)] == [0.0]
+    assert [float(d) for d in one_sided("relu", None, (1,))(zero)] == [1.0]
     # Away from the kink the rule is the ordinary step.
-    assert list(rule.numpy(np.array([-2.0, 3.0]))[0]) == [0.0, 1.0]
-    for name in OPS:
-        if name != "relu" and name != "pow":
-            assert local_rule(name).one_sided == (), name
+    assert list(local_rule("relu").numpy(np.array([-2.0, 3.0]))[0]) == [0.0, 1.0]
 
 
 def test_every_method_op_is_traceable_through_expr() -> None:

@@ -29,7 +29,8 @@ import numpy as np
 from verifier.evaluate import judge_case
 from verifier.executors import _ctrl_c, _parallel, _serial
 from verifier.explore import SHARD_SIZE, _Config, _crash_finding, _merge, _Occurrence, _ShardResult
-from verifier.expr import compile_program
+from verifier.define import definitions
+from verifier.expr import apply, compile_program, var
 from verifier.findings import Blame, Finding
 from verifier.hosts import InProcess, Sandbox, open_host
 from verifier.judge import KIND_ORDER
@@ -61,9 +62,9 @@ def _smoke(host: Any, ops: Sequence[str], pressed: threading.Event) -> list[_Occ
             break
         spec = OPS[op]
         names = ("x0", "x1")[: spec.arity]
-        text = f"{names[0]} {spec.symbol} {names[1]}" if spec.arity == 2 else (
-            f"{names[0]}**2.5" if op == "pow" else f"-{names[0]}" if op == "neg" else f"{op}({names[0]})")
-        case = Case(parse(text), np.array([[0.75, 1.25][: spec.arity]]))
+        expr = apply(op, *(var(n) for n in names), param=2.5 if op == "pow" else None)
+        text = str(expr)
+        case = Case(expr, np.array([[0.75, 1.25][: spec.arity]]))
         program = compile_program(case.expr)
         try:
             report = judge_case(host, program, case.points, oracles=False)
@@ -78,14 +79,17 @@ def _smoke(host: Any, ops: Sequence[str], pressed: threading.Event) -> list[_Occ
 
 def _conventions(host: Any, ops: Sequence[str]) -> tuple[str, ...]:
     from verifier.evidence import kink_conventions
+    from verifier.local import local_rule
 
     found = []
     for op in ops:
-        if OPS[op].kinks:
-            program = compile_program(parse(f"{op}(x)"))
-            truth = exact(program, (0.0,))
-            text = kink_conventions(host, program, truth)
-            if text:
+        for kink in local_rule(op).kinks if op != "pow" else ():
+            if kink.point is None:
+                continue
+            names = ("a", "b")[: OPS[op].arity]
+            program = compile_program(apply(op, *(var(n) for n in names)))
+            text = kink_conventions(host, program, exact(program, kink.point))
+            if text and text not in found:
                 found.append(text)
     return tuple(found)
 
@@ -166,7 +170,8 @@ def check_engine(
             smoke = _smoke(host, tested, pressed)
             config = _Config(target, tested, seed, float(timeout), MAX_LEAVES, POINTS_PER_CASE,
                              started + time_budget if time_budget else None,
-                             frozenset(o.signature[2] for o in smoke), time_budget)
+                             frozenset(o.signature[2] for o in smoke), time_budget,
+                             tuple(d.to_json() for d in definitions()))
             shards = list(range(math.ceil(examples / SHARD_SIZE)))
             shown = _phased(progress)
             try:

@@ -110,17 +110,22 @@ def graph_nodes(program: Program, truth: PointReference, outcome: EngineOutcome 
 
 
 def kink_conventions(host: Any, program: Program, truth: PointReference) -> str:
-    """How the engine resolves each kink met at this point, e.g. ``relu'(0) = 0``."""
+    """How the engine resolves each kink met at this point, e.g. ``relu'(0) = 0``
+    or ``maximum'(1, 1) = (0.5, 0.5)``: the op alone at that node's arguments."""
     seen = []
     for node in truth.kink_nodes:
-        op = program.ops[node]
-        expr = apply(op, var("a"), param=program.params[node])
+        op, args = program.ops[node], program.args[node]
+        names = ("a", "b")[: len(args)]
+        expr = apply(op, *(var(n) for n in names), param=program.params[node])
+        at = tuple(truth.node_values[j] for j in args)
         try:
-            [outcome] = host.run(compile_program(expr), [(0.0,)])
+            [outcome] = host.run(compile_program(expr), [at])
         except (EngineCrash, EngineTimeout):
             continue
         if outcome.status == "ok" and outcome.gradient:
-            text = f"{op}'(0) = {format_number(outcome.gradient[0])}"
+            shown = ", ".join(format_number(x) for x in at)
+            slopes = ", ".join(format_number(g) for g in outcome.gradient)
+            text = f"{op}'({shown}) = {slopes if len(args) == 1 else f'({slopes})'}"
             if text not in seen:
                 seen.append(text)
     return ", ".join(seen)

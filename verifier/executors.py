@@ -166,6 +166,10 @@ def _worker_init(config: _Config, stop: Any, counter: Any) -> None:
     import torch
 
     torch.set_num_threads(1)
+    if config.definitions:
+        from verifier.define import restore
+
+        restore(config.definitions)
     _WORKER.update(config=config, stop=stop, counter=counter, host=None)
 
 

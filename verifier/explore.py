@@ -78,6 +78,7 @@ class _Config:
     deadline: float | None
     quarantined: frozenset[str] = frozenset()  # ops that crash or hang alone: never generated
     budget: float | None = None  # the time budget, in seconds (it also bounds shrinking)
+    definitions: tuple[dict, ...] = ()  # defined ops (OpDefinition.to_json): workers define them again
 
 
 @dataclass

@@ -183,6 +183,13 @@ class Expr:
     def __bool__(self) -> bool:
         return True
 
+    def __getattr__(self, name: str) -> Any:
+        # A defined op is traced like a built-in one: x.softplus(), x.maximum(y).
+        spec = OPS.get(name)
+        if spec is None or not spec.method or name.startswith("_"):
+            raise AttributeError(f"Expr has no attribute {name!r}")
+        return lambda *others: apply(name, self, *(_lift(o) for o in others))
+
 
 def _param_key(param: Any) -> Any:
     if isinstance(param, float):

@@ -349,6 +349,11 @@ def serve(target: str) -> None:
     os.dup2(devnull, 1)
     os.dup2(devnull, 2)
     try:
+        _, specs = _request(requests)  # the ops defined in the parent, by name and method
+        if specs:
+            from verifier.define import register_engine_side
+
+            register_engine_side(specs)
         if target == SHIPPED:
             _, kind, target, qualname, payload = _request(requests)
             try:
@@ -400,6 +405,13 @@ serve(sys.argv[1])
 """
 
 
+def _defined_specs() -> tuple[tuple[str, int, str], ...]:
+    # Only when some op was defined: a plain campaign never imports SymPy here.
+    if "verifier.define" not in sys.modules:
+        return ()
+    return sys.modules["verifier.define"].engine_specs()
+
+
 class Sandbox:
     """Runs the engine in a child process (a fresh interpreter: nothing of the
     caller's script or notebook is re-run there).
@@ -440,12 +452,13 @@ class Sandbox:
             start_new_session=True,
         )
         try:
-            if shipped:
-                t = self.target
-                try:
+            try:
+                _send(process.stdin, ("ops", _defined_specs()))
+                if shipped:
+                    t = self.target
                     _send(process.stdin, ("engine", t.kind, t.name, t.qualname, t.payload))
-                except OSError:
-                    pass  # it died: reading its answer says how
+            except OSError:
+                pass  # it died: reading its answer says how
             message = _receive(process.stdout.fileno(), START_TIMEOUT)
         except TimeoutError:
             process.kill()

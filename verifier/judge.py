@@ -159,7 +159,35 @@ def judge_point(truth: PointReference, outcome: EngineOutcome, variables: Sequen
             )
             if verdict is not None:
                 verdicts.append(Verdict(verdict.kind, verdict.severity, verdict.cause, verdict.message, k, verdict.error, verdict.floor))
+        if not verdicts and len(truth.gradient_sides) == 2 and len(judged) > 1:
+            verdicts.extend(_mixed_sides(truth, outcome.gradient, judged, variables, who))
     return verdicts
+
+
+def _mixed_sides(truth: PointReference, gradient: Sequence[float], judged: Sequence[int], variables: Sequence[str],
+                 who: str) -> list[Verdict]:
+    """At one kink the right gradients are the mixes ``(1 - t) g0 + t g1`` of the
+    one-sided ones, 0 <= t <= 1: each partial within its own range is not enough
+    (maximum at a tie giving (1, 1) where (1, 0) and (0, 1) are the sides)."""
+    g0, g1 = truth.gradient_sides
+    low, high = 0.0, 1.0  # the mixes t that every partial allows
+    for k in judged:
+        step = g1[k] - g0[k]
+        if step == 0:
+            continue  # that partial is the same on both sides: judged on its own above
+        t = (gradient[k] - g0[k]) / step
+        slack = ERROR * truth.gradient_floor[k] / abs(step)
+        low, high = max(low, t - slack), min(high, t + slack)
+    if low <= high:
+        return []
+    sides = " and ".join("(" + ", ".join(format_number(g[q]) for q in judged) + ")" for g in (g0, g1))
+    got = "(" + ", ".join(format_number(gradient[q]) for q in judged) + ")"
+    names = ", ".join(f"d/d{variables[q]}" for q in judged)
+    k = judged[0]
+    error = min(abs(gradient[k] - g0[k]), abs(gradient[k] - g1[k]))
+    return [Verdict("gradient", "error", "engine",
+                    f"{who} gradient ({names}) is {got} at a kink: not a mix of the one-sided gradients {sides}",
+                    k, error, truth.gradient_floor[k])]
 
 
 def finite_or_complex(x: Any) -> bool:
@@ -201,7 +229,7 @@ def _first_domain_exit(program: Program, node_values: Sequence[Any]) -> tuple[in
         if not all(_is_finite_number(x) for x in inputs):
             continue
         for rule in OPS[op].domain(param):
-            if not rule.gradient_only and not rule.holds(inputs[rule.arg]):
+            if not rule.gradient_only and not rule.holds(rule.at(math, inputs)):
                 shown = ", ".join(format_number(x) for x in inputs)
                 return i, f"{op} of {shown} (node {i})"
     return None

@@ -48,16 +48,21 @@ U = 2.0**-53  # unit roundoff of float64
 
 @dataclass(frozen=True)
 class Constraint:
-    """Where an op is defined, on one argument.
+    """Where an op is defined, on one argument or on a function of its arguments.
 
     ``kind`` is ``"positive"`` (x > 0), ``"nonnegative"`` (x >= 0) or ``"nonzero"``.
     ``gradient_only`` marks edges where the value exists but the derivative is
-    infinite (sqrt at 0).
+    infinite (sqrt at 0). A defined op's constraint may be on a function of its
+    arguments (``1 + x > 0`` for log1p): ``function(m, argv)`` computes it and
+    ``slopes(m, argv)`` its derivatives, which turn the arguments' noise into its own.
     """
 
     arg: int
     kind: str
     gradient_only: bool = False
+    function: Callable[..., Any] | None = None
+    slopes: Callable[..., tuple[Any, ...]] | None = None
+    text: str = ""
 
     def holds(self, x: Any) -> Any:
         """Whether ``x`` (a float, an mpf or a numpy array) satisfies the constraint."""
@@ -70,6 +75,16 @@ class Constraint:
     def margin(self, x: Any) -> Any:
         """How far ``x`` is from the edge of the domain (signed, but for nonzero)."""
         return abs(x) if self.kind == "nonzero" else x
+
+    def at(self, m: Any, argv: Any) -> Any:
+        """The constrained quantity at these arguments."""
+        return argv[self.arg] if self.function is None else self.function(m, argv)
+
+    def noise(self, m: Any, argv: Any, noises: Any) -> Any:
+        """How much the constrained quantity may be off, given its arguments' noise."""
+        if self.slopes is None:
+            return noises[self.arg]
+        return sum(m.fabs(d) * e for d, e in zip(self.slopes(m, argv), noises))
 
 
 @dataclass(frozen=True)
@@ -85,7 +100,10 @@ class Op:
         engine, sympy, torch, mpmath, numpy: builders ``f(*args, p)``; ``p`` is the
             exponent of pow and ``None`` elsewhere.
         domain: ``p -> tuple[Constraint, ...]``: where the op is defined.
-        kinks: argument values where the derivative jumps (relu at 0).
+        formula: the SymPy formula a defined op was made from ("" for built-ins);
+            kinks (relu at 0) are found in every op's SymPy formula, see
+            :mod:`verifier.local`.
+        conventions: what the big frameworks give at the op's kinks (not bugs).
         ulps: rounding of one evaluation, in units of ``value_scale``.
         value_scale: ``(m, args, out, p) -> |scale|`` of the terms the value is made
             of; ``m`` is the math module to use (numpy for float64 arrays, mpmath).
@@ -128,7 +146,8 @@ class Op:
     adjoint_intermediates: Callable[..., tuple[Any, ...]] = lambda m, args, g: ()
     intermediate_args: tuple[int, ...] = ()
     value_intermediates: Callable[..., tuple[Any, ...]] = lambda m, args, p: ()
-    kinks: tuple[float, ...] = ()
+    formula: str = ""
+    conventions: str = ""
     monotone: bool = False
     transcendental: bool = False
     stable: str = ""
@@ -291,8 +310,8 @@ OPS: dict[str, Op] = {
             torch=lambda a, p: torch.relu(a), mpmath=lambda a, p: max(a, 0),
             numpy=lambda a, p: np.maximum(a, 0.0),
             value_scale=_zero,
-            grad_scales=(_zero,), kinks=(0.0,),
-            monotone=True,
+            grad_scales=(_zero,),
+            monotone=True, conventions="relu'(0) = 0 in torch and JAX",
         ),
         Op(
             "sigmoid", 1, "", "sigmoid", ("sigmoid",),
@@ -349,20 +368,37 @@ BINARY_SYMBOLS: dict[str, str] = {op.symbol: name for name, op in OPS.items() if
 def op_names(spec: str | None) -> tuple[str, ...]:
     """Parse a comma-separated op list ("tanh,mul") against the table.
 
+    Library ops (see :mod:`verifier.library`) are defined on first mention;
+    ``+name`` adds an op to the default ones, ``all`` is every built-in and
+    library op.
+
     Example:
         >>> op_names("mul, tanh")
         ('mul', 'tanh')
+        >>> op_names("+softplus")[-1]
+        'softplus'
 
     Raises:
         ValueError: naming the unknown op and listing the known ones.
     """
     if spec is None or not spec.strip():
         return DEFAULT_OPS
-    names = tuple(dict.fromkeys(part.strip() for part in spec.split(",") if part.strip()))
+    from verifier.library import LIBRARY
+
+    parts = [part.strip() for part in spec.split(",") if part.strip()]
+    names: list[str] = []
+    if parts and all(part.startswith("+") for part in parts):
+        names.extend(DEFAULT_OPS)
+    for part in parts:
+        name = part.removeprefix("+").strip()
+        names.extend((*DEFAULT_OPS, *LIBRARY) if name == "all" else (name,))
+    names = list(dict.fromkeys(names))
     for name in names:
+        if name not in OPS and name in LIBRARY:
+            from verifier.define import define_op
+
+            define_op(name)
         if name not in OPS:
-            raise ValueError(f"unknown op {name!r}; expected some of: {', '.join(OPS)}")
-    return names
-
-
-
+            known = ", ".join((*OPS, *(n for n in LIBRARY if n not in OPS)))
+            raise ValueError(f"unknown op {name!r}; expected some of: {known} (or 'all', or +name to add to the defaults)")
+    return tuple(names)

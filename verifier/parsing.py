@@ -23,7 +23,7 @@ import re
 from dataclasses import dataclass
 
 from verifier.expr import Expr, apply, const, var
-from verifier.ops import FUNCTIONS, OPS
+from verifier.ops import OPS
 
 __all__ = ["parse", "ParseError", "ParseLimits"]
 
@@ -31,7 +31,17 @@ _BINARY = {ast.Add: "add", ast.Sub: "sub", ast.Mult: "mul", ast.Div: "div"}
 # Names people put before an op's function by habit (math.tanh(x)): the syntax has
 # the functions themselves.
 _MODULES = frozenset({"math", "cmath", "np", "numpy", "torch", "F", "jnp", "jax", "sympy", "sp", "mpmath", "mp", "scipy", "special"})
-_ALLOWED = "numbers, variables, + - * /, unary -, ** number, and " + ", ".join(f"{f}()" for f in FUNCTIONS)
+def _count(n: int) -> str:
+    return "one argument" if n == 1 else f"{n} arguments"
+
+
+def _functions() -> tuple[str, ...]:
+    """The ops written as calls (defined ops join them when they are defined)."""
+    return tuple(name for name, op in OPS.items() if op.method)
+
+
+def _allowed() -> str:
+    return "numbers, variables, + - * /, unary -, ** number, and " + ", ".join(f"{f}()" for f in _functions())
 
 
 @dataclass(frozen=True)
@@ -141,7 +151,7 @@ class _Walker:
         if node.id in self.bound:
             return self.bound[node.id]
         if node.id in OPS:
-            hint = f"; write {node.id}(x)" if node.id in FUNCTIONS else ""
+            hint = f"; write {node.id}(x)" if node.id in _functions() else ""
             raise self.fail(f"{node.id!r} is an op, not a variable{hint}", node)
         self.free.add(node.id)
         if len(self.free) > self.limits.max_variables:
@@ -159,35 +169,38 @@ class _Walker:
             if isinstance(node.op, ast.BitXor):  # x^2 as in maths or LaTeX: Python's ^ is xor
                 raise self.fail(f"'^' is not a power here: use ** for powers: {_with_powers(self.text)}", node)
             if type(node.op) not in _BINARY:
-                raise self.fail(f"operator {_snippet(self.text, node)!r} is not allowed; expected {_ALLOWED}", node)
+                raise self.fail(f"operator {_snippet(self.text, node)!r} is not allowed; expected {_allowed()}", node)
             return [node.left, node.right]
         if isinstance(node, ast.UnaryOp):
             if not isinstance(node.op, (ast.USub, ast.UAdd)):
-                raise self.fail(f"{_snippet(self.text, node)!r} is not allowed; expected {_ALLOWED}", node)
+                raise self.fail(f"{_snippet(self.text, node)!r} is not allowed; expected {_allowed()}", node)
             return [node.operand]
         if isinstance(node, ast.Call):
             func = node.func
             if node.keywords or any(isinstance(a, ast.Starred) for a in node.args):
                 raise self.fail("function calls take one plain argument", node)
-            if isinstance(func, ast.Name) and func.id in FUNCTIONS:
-                if len(node.args) != 1:
-                    raise self.fail(f"{func.id}() takes exactly one argument", node)
-                return [node.args[0]]
-            if isinstance(func, ast.Attribute) and func.attr in FUNCTIONS and _is_module(func.value, self.bound):
+            functions = _functions()
+            if isinstance(func, ast.Name) and func.id in functions:
+                arity = OPS[func.id].arity
+                if len(node.args) != arity:
+                    raise self.fail(f"{func.id}() takes exactly {_count(arity)}", node)
+                return list(node.args)
+            if isinstance(func, ast.Attribute) and func.attr in functions and _is_module(func.value, self.bound):
                 arguments = ", ".join(_snippet(self.text, a) for a in node.args) or "x"
                 raise self.fail(f"write {func.attr}({arguments}), without the module: "
                                 f"{_snippet(self.text, func)!r} is not in the syntax", node)
-            if isinstance(func, ast.Attribute) and func.attr in FUNCTIONS:
-                if node.args:
-                    raise self.fail(f".{func.attr}() takes no arguments", node)
-                return [func.value]
+            if isinstance(func, ast.Attribute) and func.attr in functions:
+                arity = OPS[func.attr].arity
+                if len(node.args) != arity - 1:
+                    raise self.fail(f".{func.attr}() takes {'no arguments' if arity == 1 else _count(arity - 1)}", node)
+                return [func.value, *node.args]
             called = _snippet(self.text, func)
-            raise self.fail(f"unknown function {called!r}; expected one of {', '.join(FUNCTIONS)} with one argument", node)
+            raise self.fail(f"unknown function {called!r}; expected one of {', '.join(functions)}", node)
         if isinstance(node, (ast.Name, ast.Constant)):
             if isinstance(node, ast.Constant) and type(node.value) not in (int, float):
                 raise self.fail(f"{_snippet(self.text, node)!r} is not a real number", node)
             return []
-        raise self.fail(f"{_snippet(self.text, node)!r} is not allowed; expected {_ALLOWED}", node)
+        raise self.fail(f"{_snippet(self.text, node)!r} is not allowed; expected {_allowed()}", node)
 
     def build(self, node: ast.AST, parts: list[Expr]) -> Expr:
         self.count += 1
@@ -204,7 +217,7 @@ class _Walker:
         if isinstance(node, ast.UnaryOp):
             return apply("neg", parts[0]) if isinstance(node.op, ast.USub) else parts[0]
         func = node.func  # a whitelisted call
-        return apply(func.id if isinstance(func, ast.Name) else func.attr, parts[0])
+        return apply(func.id if isinstance(func, ast.Name) else func.attr, *parts)
 
     def expression(self, root: ast.expr) -> Expr:
         """Post-order walk with an explicit stack: nesting depth is not limited here."""

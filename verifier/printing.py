@@ -60,7 +60,7 @@ def _text_node(node: Expr, parts: list[tuple[str, int]]) -> tuple[str, int]:
         return text, 3 if text.startswith("-") else ATOM
     op = OPS[node.op]
     if op.method:
-        return f"{op.method}({parts[0][0]})", ATOM
+        return f"{node.op}({', '.join(text for text, _ in parts)})", ATOM
     if node.op == "neg":
         (text, prec), = parts
         return ("-" + (text if prec > 3 else f"({text})")), 3
@@ -137,6 +137,9 @@ def _latex_node(node: Expr, parts: list[tuple[str, int]]) -> tuple[str, int]:
         return rf"\sqrt{{{parts[0][0]}}}", ATOM
     if node.op in _LATEX_FUNCTIONS:
         return rf"{_LATEX_FUNCTIONS[node.op]}\left({parts[0][0]}\right)", ATOM
+    if OPS[node.op].method:
+        name = node.op.replace("_", r"\_")
+        return rf"\operatorname{{{name}}}\left({', '.join(text for text, _ in parts)}\right)", ATOM
     if node.op == "neg":
         (text, prec), = parts
         return "-" + (text if prec > 2 else rf"\left({text}\right)"), 3
@@ -177,8 +180,9 @@ def _mathml_node(node: Expr, parts: list[tuple[str, int]]) -> tuple[str, int]:
     if node.op == "sqrt":
         return f"<msqrt>{parts[0][0]}</msqrt>", ATOM
     if OPS[node.op].method:
-        name = "&#x3C3;" if node.op == "sigmoid" else node.op
-        return f"<mrow><mi>{name}</mi><mo>&#x2061;</mo>{_fenced(parts[0][0])}</mrow>", ATOM
+        name = "&#x3C3;" if node.op == "sigmoid" else escape(node.op)
+        arguments = '<mo separator="true">,</mo>'.join(text for text, _ in parts)
+        return f"<mrow><mi>{name}</mi><mo>&#x2061;</mo>{_fenced(arguments)}</mrow>", ATOM
     if node.op == "neg":
         (text, prec), = parts
         return f"<mrow><mo>-</mo>{text if prec > 2 else _fenced(text)}</mrow>", 3

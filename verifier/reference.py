@@ -44,7 +44,7 @@ import mpmath
 import numpy as np
 
 from verifier.expr import Program
-from verifier.local import local_rule
+from verifier.local import local_rule, one_sided
 from verifier.ops import OPS, U, Op
 
 __all__ = ["Sweep", "PointReference", "sweep", "exact", "truth_at", "adjoints_at", "NEAR", "DIGITS", "JUDGED", "UNJUDGED"]
@@ -283,8 +283,10 @@ def sweep(program: Program, points: np.ndarray) -> Sweep:
                 continue
             spec = OPS[op]
             argv = [values[j] for j in args]
+            noises = [e[j] for j in args]
+            rule_of_op = local_rule(op, param)
             for rule in spec.domain(param):
-                a, noise = argv[rule.arg], e[args[rule.arg]]
+                a, noise = rule.at(np, argv), rule.noise(np, argv, noises)
                 margin = rule.margin(a)
                 clear = (np.abs(margin) > NEAR * noise) | (noise == 0)  # an exact input is never "near"
                 if rule.gradient_only:  # the value exists (sqrt at 0): not outside, but not clean
@@ -292,10 +294,10 @@ def sweep(program: Program, points: np.ndarray) -> Sweep:
                     continue
                 outside |= clear & ~rule.holds(a) & ~np.isnan(a)
                 near |= ~clear
-            for kink in spec.kinks:
-                near |= np.abs(argv[0] - kink) <= NEAR * e[args[0]]
+            for kink in rule_of_op.kinks:
+                near |= np.abs(kink.numpy(*argv)) <= NEAR * sum(np.abs(d) * n for d, n in zip(kink.slopes_numpy(*argv), noises))
             value = np.asarray(spec.numpy(*argv, param), dtype=float)
-            derivatives = local_rule(op, param).numpy(*argv)
+            derivatives = rule_of_op.numpy(*argv)
             values.append(value)
             locals_.append(derivatives)
             e.append(_forward_floor(np, spec, argv, value, param, derivatives, [e[j] for j in args]))
@@ -369,6 +371,8 @@ class PointReference:
         exact_value, exact_gradient: the values at full precision, as text.
         node: the node that makes the point undefined or ill-conditioned.
         value_status, gradient_status: ``judged`` or the reason it is not.
+        gradient_sides: at a single kink, the gradient from either side: a right
+            answer is a mix of the two (maximum's (1, 0) and (0, 1) at a tie, not (1, 1)).
         node_grads: the exact adjoint of every node (the first side at kinks;
             empty where the point is undefined).
     """
@@ -389,6 +393,7 @@ class PointReference:
     value_status: str = JUDGED
     gradient_status: tuple[str, ...] = ()
     node_grads: tuple[float, ...] = ()
+    gradient_sides: tuple[tuple[float, ...], ...] = ()
 
     @property
     def value_judged(self) -> bool:
@@ -532,7 +537,7 @@ def _exact(program: Program, point: Sequence[float], m: Any, classify: bool) -> 
     mlocals: list[tuple[Any, ...]] = []
     lossy: dict[int, tuple[tuple[int, ...], bool]] = {}  # see _reverse
     undefined: dict[int, str] = {}  # node -> why its derivative is infinite or undefined
-    kinks: list[int] = []
+    kinks: list[tuple[int, int]] = []  # (node, which of its op's kinks)
     nvars = len(program.variables)
     inf = mpmath.inf if m is mpmath else math.inf
 
@@ -566,20 +571,23 @@ def _exact(program: Program, point: Sequence[float], m: Any, classify: bool) -> 
             mlocals.append(locals_[-1])
             e.append(mpmath.inf)
             continue
+        noises = [e[j] for j in args]
         for rule in spec.domain(param):
-            a, noise = argv[rule.arg], e[args[rule.arg]]
+            a = rule.at(mpmath, argv)
+            noise = rule.noise(m, [mvalues[j] for j in args], noises) if rule.slopes else noises[rule.arg]
             if classify and 0 < noise < inf and abs(rule.margin(a)) <= NEAR * noise:
                 raise stop("ill-conditioned", "within float64 noise of the domain edge: " + _describe(op, args, values, i), i)
             if not rule.holds(a):
                 if not rule.gradient_only:
                     raise stop("outside-domain", _describe(op, args, values, i), i)
                 undefined.setdefault(i, "infinite derivative: " + _describe(op, args, values, i))
-        at_kink = False
-        for kink in spec.kinks:
-            noise = e[args[0]]
-            if (argv[0] == kink or classify and noise < inf) and abs(argv[0] - kink) <= NEAR * noise:
-                kinks.append(i)
-                at_kink = True
+        at_kink = []
+        for q, kink in enumerate(local_rule(op, param).kinks):
+            distance = abs(kink.mpmath(*argv))
+            noise = sum(_times(abs(_as(m, d)) if mpmath.isfinite(d) else inf, n) for d, n in zip(kink.slopes_mpmath(*argv), noises))
+            if (distance == 0 or classify and noise < inf) and distance <= NEAR * noise:
+                kinks.append((i, q))
+                at_kink.append(q)
         value = spec.mpmath(*argv, param)
         values.append(value)
         derivatives = local_rule(op, param).mpmath(*argv)
@@ -591,9 +599,9 @@ def _exact(program: Program, point: Sequence[float], m: Any, classify: bool) -> 
         slopes = mlocals[-1]
         if at_kink:
             # Within noise of a kink the input may land on either side: its noise
-            # carries through at the steeper one-sided slope.
-            _, left, right = local_rule(op, param).one_sided[0]
-            steeper = tuple(max(abs(a), abs(b)) for a, b in zip(left, right))
+            # carries through at the steepest one-sided slope.
+            sides = [_sides(len(local_rule(op, param).kinks), at_kink, signs) for signs in itertools.product((1, -1), repeat=len(at_kink))]
+            steeper = tuple(max(abs(_as(m, one_sided(op, param, c)(*argv)[k])) for c in sides) for k in range(len(args)))
             slopes = steeper + tuple(slopes[len(args):])
         if abs(value) > DBL_MAX:
             e.append(inf)  # float64 holds inf (or raised) here: downstream, anything goes
@@ -627,12 +635,14 @@ def _exact(program: Program, point: Sequence[float], m: Any, classify: bool) -> 
         elif any(0 < abs(x) < DBL_MIN for x in steps):
             lossy[i] = (spec.intermediate_args or tuple(range(len(args))), False)
     if classify and len(kinks) > MAX_KINKS:
-        raise stop("ill-conditioned", f"{len(kinks)} kinks at this point", kinks[0])
+        raise stop("ill-conditioned", f"{len(kinks)} kinks at this point", kinks[0][0])
     slots = _gradient_nodes(program)
     gradients, floors, adjoints = [], [], []
     undefined_paths = _reaching(program, undefined)
-    for sides in itertools.product((0, 1), repeat=len(kinks)):
-        overrides = {node: _one_sided(program, node, side) for node, side in zip(kinks, sides)}
+    kink_nodes = sorted({node for node, _ in kinks})
+    for signs in itertools.product((1, -1), repeat=len(kinks)):
+        overrides = {node: _one_sided(program, values, node, [(q, s) for (n, q), s in zip(kinks, signs) if n == node])
+                     for node in kink_nodes}
         g, _ = _reverse(mpmath, program, values, locals_, None, overrides)
         _, E = _reverse(m, program, mvalues, mlocals, e, overrides, lossy=lossy, exact=(values, g))
         if m is FLOATS and not all(math.isfinite(E[s]) for s in slots):
@@ -645,17 +655,18 @@ def _exact(program: Program, point: Sequence[float], m: Any, classify: bool) -> 
     gradient_floor = tuple(_floor_float(max((f[k] for f in floors), key=_nan_first)) for k in range(nvars))
     value_status = _status(values[-1], value_floor, False)
     gradient_status = tuple(_status(first[k], gradient_floor[k], slots[k] in undefined_paths) for k in range(nvars))
-    status, detail, culprit = _summary(program, values, kinks, undefined, value_status, gradient_status)
+    status, detail, culprit = _summary(program, values, kink_nodes, undefined, value_status, gradient_status)
     return PointReference(
         status=status, detail=detail, value=_to_float(values[-1]),
         gradient=tuple(_to_float(x) for x in first), value_floor=value_floor,
         gradient_floor=gradient_floor,
         gradient_low=tuple(_to_float(min(gs[k] for gs in gradients)) for k in range(nvars)),
         gradient_high=tuple(_to_float(max(gs[k] for gs in gradients)) for k in range(nvars)),
-        kink_nodes=tuple(kinks), node_values=tuple(_to_float(v) for v in values),
+        kink_nodes=tuple(kink_nodes), node_values=tuple(_to_float(v) for v in values),
         exact_value=_text(values[-1]), exact_gradient=tuple(_text(x) for x in first),
         node=culprit, value_status=value_status, gradient_status=gradient_status,
         node_grads=tuple(_to_float(x) for x in adjoints[0]),
+        gradient_sides=tuple(tuple(_to_float(x) for x in gs) for gs in gradients) if len(gradients) == 2 else (),
     )
 
 
@@ -712,6 +723,15 @@ def _summary(program: Program, values: list[Any], kinks: list[int], undefined: d
     return "defined", "", None
 
 
-def _one_sided(program: Program, node: int, side: int) -> tuple[float, ...]:
-    _, left, right = local_rule(program.ops[node], program.params[node]).one_sided[0]
-    return right if side else left
+def _sides(count: int, active: Sequence[int], signs: Sequence[int]) -> tuple[int, ...]:
+    """One entry per kink of an op: the sign chosen for the active ones, else 0."""
+    chosen = dict(zip(active, signs))
+    return tuple(chosen.get(q, 0) for q in range(count))
+
+
+def _one_sided(program: Program, values: list[Any], node: int, signs: list[tuple[int, int]]) -> tuple[Any, ...]:
+    """The node's local derivatives with each of its active kinks on one side."""
+    op, param = program.ops[node], program.params[node]
+    count = len(local_rule(op, param).kinks)
+    sides = _sides(count, [q for q, _ in signs], [s for _, s in signs])
+    return one_sided(op, param, sides)(*(values[j] for j in program.args[node]))
