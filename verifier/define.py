@@ -36,6 +36,7 @@ import mpmath
 import numpy as np
 import sympy
 
+from verifier.local import NUMPY_MODULES
 from verifier.formula import FormulaError, parse_condition, parse_formula
 from verifier.ops import OPS, Constraint, Op
 
@@ -48,6 +49,7 @@ _IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 # Functions whose mpmath evaluation costs as many bits as their argument's exponent.
 _TRANSCENDENTAL = (sympy.exp, sympy.sin, sympy.cos, sympy.tan, sympy.sinh, sympy.cosh, sympy.tanh, sympy.erf, sympy.erfc)
 _DEFINED: dict[str, OpDefinition] = {}
+
 
 
 @dataclass(frozen=True)
@@ -97,7 +99,7 @@ def _compiled(expr: Any, module: str, arity: int) -> Callable[..., Any]:
 
     lambdify prints SymPy's own tree (built by the whitelist parser) as code: the
     user's text is never evaluated."""
-    function = sympy.lambdify(_SYMBOLS[:arity], expr, modules=module)
+    function = sympy.lambdify(_SYMBOLS[:arity], expr, modules=NUMPY_MODULES if module == "numpy" else module)
     if module != "numpy":
         return function
 
@@ -216,11 +218,18 @@ def _torch_builder(f: Any, arity: int, given: Callable[..., Any] | None) -> Call
         return lambda *args: given(*args[:arity])
     import torch
 
-    function = sympy.lambdify(_SYMBOLS[:arity], f, modules=[{"max": torch.maximum, "min": torch.minimum, "abs": torch.abs}, "torch"])
+    # torch functions take tensors, not numbers: constants such as sqrt(2) become floats.
+    f = f.replace(lambda e: isinstance(e, sympy.Expr) and e.is_number and not e.is_Atom, lambda e: e.evalf(20))
+    def tensor(x: Any) -> Any:
+        return x if isinstance(x, torch.Tensor) else torch.tensor(float(x), dtype=torch.float64)
+
+    # lambdify prints Max and Abs as Python's max and abs: torch's own take tensors.
+    functions = {"max": lambda a, b: torch.maximum(tensor(a), tensor(b)),
+                 "min": lambda a, b: torch.minimum(tensor(a), tensor(b)), "abs": torch.abs}
+    function = sympy.lambdify(_SYMBOLS[:arity], f, modules=[functions, "torch"])
 
     def build(*args: Any) -> Any:
-        tensors = [a if isinstance(a, torch.Tensor) else torch.tensor(float(a), dtype=torch.float64) for a in args[:arity]]
-        return function(*tensors)
+        return function(*(tensor(a) for a in args[:arity]))
 
     return build
 

@@ -22,6 +22,7 @@ Example:
 from __future__ import annotations
 
 import functools
+import math
 from dataclasses import dataclass
 from typing import Any, Callable
 
@@ -34,6 +35,8 @@ from verifier.ops import OPS
 __all__ = ["LocalRule", "Kink", "local_rule", "one_sided", "kink_functions"]
 
 _A, _B = sympy.symbols("a b", real=True)
+# numpy has no erf: the math module's, element by element (no SciPy needed).
+NUMPY_MODULES = [{"erf": np.vectorize(math.erf, otypes=[float]), "erfc": np.vectorize(math.erfc, otypes=[float])}, "numpy"]
 
 
 @dataclass(frozen=True)
@@ -108,7 +111,7 @@ def _mpmath_each(symbols: tuple[sympy.Symbol, ...], exprs: list[sympy.Expr]) -> 
 
 
 def _numpy_all(symbols: tuple[sympy.Symbol, ...], exprs: list[sympy.Expr]) -> Callable[..., tuple[Any, ...]]:
-    function = sympy.lambdify(symbols, exprs, modules="numpy")
+    function = sympy.lambdify(symbols, exprs, modules=NUMPY_MODULES)
 
     def as_arrays(*args: Any) -> tuple[Any, ...]:
         shape = np.shape(args[0])
@@ -243,7 +246,7 @@ def _kink(g: sympy.Expr, symbols: tuple[sympy.Symbol, ...]) -> Kink:
     slopes = [_no_delta(sympy.diff(g, s)) for s in symbols]
     slopes_numpy = _numpy_all(symbols, slopes)
     return Kink(
-        text=str(g.subs({_A: sympy.Symbol("a"), _B: sympy.Symbol("b")})), numpy=sympy.lambdify(symbols, g, modules="numpy"),
+        text=str(g.subs({_A: sympy.Symbol("a"), _B: sympy.Symbol("b")})), numpy=sympy.lambdify(symbols, g, modules=NUMPY_MODULES),
         mpmath=sympy.lambdify(symbols, g, modules="mpmath"),
         slopes_numpy=slopes_numpy, slopes_mpmath=_mpmath_each(symbols, slopes), point=_on_kink(g, symbols),
     )
