@@ -67,6 +67,26 @@ def test_equivalent_forms_have_the_same_gradient(verifier_engine, verifier_ops, 
     compared(assert_same_gradients(f, g, at, engine=verifier_engine) if len(at) else 0)
 
 
+# -- identities of defined ops (define_op(..., relations=[...]), --verifier-op) --------------
+
+def _stated_relations() -> list:
+    from verifier.define import definitions
+
+    return [pytest.param(relation, marks=pytest.mark.requires_ops(d.name), id=f"{d.name}: {relation}")
+            for d in definitions() for relation in d.relations]
+
+
+@pytest.mark.parametrize("relation", _stated_relations() or [pytest.param(None, marks=pytest.mark.skip(
+    reason="no defined op states a relation (define_op(..., relations=[...]) or pyproject's [tool.crossgrad.ops])"))])
+@given(data=st.data())
+def test_stated_relations_of_defined_ops_hold(verifier_engine, relation, data):
+    from verifier.define import relation_sides
+
+    f, g = relation_sides(relation)
+    at = clean_points(data, [f, g], _names(f, g))
+    compared(assert_same_gradients(f, g, at, engine=verifier_engine) if len(at) else 0)
+
+
 # -- the rules of differentiation -----------------------------------------------------------
 
 @dataclass(frozen=True)

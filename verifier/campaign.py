@@ -216,6 +216,7 @@ def check_engine(
         unjudged=_unjudged(stopped, tried, sum(r.skipped for r in results), counts, _judged(results)),
         judged=_judged(results),
         occurrences=dict(sum((r.seen for r in results), Counter())),
+        definitions=tuple(d.to_json() for d in definitions() if d.name in tested),
     )
 
 

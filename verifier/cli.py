@@ -30,6 +30,7 @@ Examples:
   verifier check --report report.html
   verifier check --engine my_value.py:Value --examples 1000 --report report.html
   verifier check --engine micrograd.engine:Value --ops add,mul,pow,relu
+  verifier check --ops +gelu,+maximum --op 'softplus(x) = log(1 + exp(x))'
   verifier compare "tanh(x0*x1) - 3/x1" --at x0=0.5,x1=2
   verifier replay report.json --id F1a2b3c4d
 """
@@ -88,16 +89,23 @@ def cli() -> None:
                    "seconds to start: smaller campaigns run serially, which is faster).")
 @click.option("--unstable", type=click.Choice(["error", "warning"]), default="error", show_default=True,
               help="Severity of a numerically unstable formula (right at ordinary inputs, broken at extreme ones).")
+@click.option("--op", "op_texts", multiple=True, metavar="DEFINITION",
+              help="Define an op from its formula and check it: 'softplus(x) = log(1 + exp(x))' (repeatable).")
+@click.option("--ops-file", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="Define the ops of a TOML file's [ops.NAME] tables (formula, method, domain, ...) and check them.")
 def check(target: str, examples: int, seed: int, ops: str | None, json_path: Path | None, report_path: Path | None,
-          timeout: float, time_budget: float | None, workers: int, unstable: str) -> None:
+          timeout: float, time_budget: float | None, workers: int, unstable: str, op_texts: tuple[str, ...],
+          ops_file: Path | None) -> None:
     """Run a campaign against an engine and report every discrepancy."""
     from verifier.campaign import check_engine
     from verifier.ops import op_names
 
+    defined = _define(op_texts, ops_file)
     try:
         chosen = op_names(ops)
     except ValueError as error:
         raise UsageFailure(f"--ops: {error}") from None
+    chosen = tuple(dict.fromkeys((*chosen, *defined)))
     if report_path is not None and json_path is None:
         json_path = report_path.with_suffix(".json")
     for path in (json_path, report_path):
@@ -130,6 +138,24 @@ def check(target: str, examples: int, seed: int, ops: str | None, json_path: Pat
     if result.findings:
         raise SystemExit(1)
     raise SystemExit(NOTHING_JUDGED if result.unjudged else 0)
+
+
+def _define(texts: tuple[str, ...], ops_file: Path | None) -> tuple[str, ...]:
+    """Define the ops of --op and --ops-file; their names, to be checked."""
+    from verifier.op_sources import define_from_file, define_from_text
+
+    names = []
+    for text in texts:
+        try:
+            names.append(define_from_text(text).name)
+        except ValueError as error:
+            raise UsageFailure(f"--op: {error}") from None
+    if ops_file is not None:
+        try:
+            names.extend(d.name for d in define_from_file(ops_file))
+        except ValueError as error:
+            raise UsageFailure(f"--ops-file: {error}") from None
+    return tuple(names)
 
 
 def _workers(asked: int, examples: int) -> int:
@@ -270,10 +296,13 @@ def _parse_point(text: str) -> dict[str, float]:
 @click.option("--at", "at", required=True, metavar="x=1,y=2", help="The point: a value for each variable.")
 @click.option("--engine", "target", default="engine:Value", show_default=True, metavar="TARGET",
               help="The engine class to include, or 'none'.")
-def compare(expression: str, at: str, target: str) -> None:
+@click.option("--op", "op_texts", multiple=True, metavar="DEFINITION",
+              help="Define an op used in EXPRESSION: 'softplus(x) = log(1 + exp(x))' (repeatable; library ops need none).")
+def compare(expression: str, at: str, target: str, op_texts: tuple[str, ...]) -> None:
     """Show every oracle's value and gradient of EXPRESSION at one point."""
     from verifier.comparison import compare as run_compare
 
+    _define(op_texts, None)
     point = _parse_point(at)
     try:
         result = run_compare(expression, point, engine=False if target == "none" else target)

@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import functools
 import keyword
+import math
 import re
 from dataclasses import dataclass, field
 from typing import Any, Callable, Sequence
@@ -40,7 +41,7 @@ from verifier.local import NUMPY_MODULES
 from verifier.formula import FormulaError, parse_condition, parse_formula
 from verifier.ops import OPS, Constraint, Op
 
-__all__ = ["OpDefinition", "define_op", "definitions", "forget_ops", "restore", "engine_specs", "register_engine_side"]
+__all__ = ["OpDefinition", "define_op", "definitions", "forget_ops", "relation_sides", "restore", "engine_specs", "register_engine_side"]
 
 _SYMBOLS = sympy.symbols("a b", real=True)  # the names verifier.local differentiates in
 BUILT_IN = frozenset(OPS)
@@ -68,6 +69,9 @@ class OpDefinition:
         conventions: what the big frameworks give at the kinks (shown as
             conventions, never as bugs).
         stable: a numerically stable way to compute it (the hint in findings).
+        relations: identities the op satisfies, as ``lhs == rhs`` in the expression
+            syntax (``softplus(x) - softplus(-x) == x``): the property suites check
+            that the engine's op keeps them (checked against the formula first).
         declared: the declarations, as plain data (JSON), so that :func:`restore`
             rebuilds the same op (a torch function cannot travel; its formula does).
     """
@@ -83,6 +87,7 @@ class OpDefinition:
     assumed: tuple[str, ...] = ()
     conventions: str = ""
     stable: str = ""
+    relations: tuple[str, ...] = ()
     declared: dict[str, Any] = field(default_factory=dict, compare=False, repr=False)
 
     def to_json(self) -> dict[str, Any]:
@@ -90,7 +95,7 @@ class OpDefinition:
         return {"name": self.name, "formula": self.formula, "arguments": list(self.arguments), "method": self.method,
                 "derivatives": list(self.derivatives), "domain": list(self.domain), "kinks": list(self.kinks),
                 "monotone": self.monotone, "assumed": list(self.assumed), "conventions": self.conventions,
-                "stable": self.stable, "declared": dict(self.declared)}
+                "stable": self.stable, "relations": list(self.relations), "declared": dict(self.declared)}
 
 
 @functools.lru_cache(maxsize=1024)
@@ -252,6 +257,7 @@ def define_op(
     torch: Callable[..., Any] | None = None,
     stable: str = "",
     conventions: str = "",
+    relations: Sequence[str] = (),
 ) -> OpDefinition:
     """Define an op from its formula and add it to the op table.
 
@@ -268,6 +274,8 @@ def define_op(
         torch: a function of torch tensors computing the op, for the torch oracle
             (default: the formula in torch).
         stable, conventions: texts for findings and reports.
+        relations: identities of the op for the property suites
+            (``"softplus(x) - softplus(-x) == x"``), checked here against the formula.
 
     Returns:
         The :class:`OpDefinition`, with what was derived and what was assumed.
@@ -292,7 +300,7 @@ def define_op(
         entry = dict(LIBRARY[name])
         formula = entry.pop("formula")
         for key, value in (("method", method), ("domain", domain), ("kinks", kinks), ("monotone", monotone), ("torch", torch),
-                           ("stable", stable), ("conventions", conventions), ("arguments", arguments)):
+                           ("stable", stable), ("conventions", conventions), ("arguments", arguments), ("relations", relations)):
             if value:
                 entry[key] = value
         return define_op(name, formula, **entry)
@@ -353,10 +361,51 @@ def define_op(
         derivatives=tuple(sympy.sstr(d.xreplace(names)) for d in derivatives),
         domain=tuple(c.text for c in constraints),
         kinks=tuple(f"{sympy.sstr(g.xreplace(names))} = 0" for g in found_kinks),
-        monotone=spec.monotone, assumed=tuple(assumed), conventions=conventions, stable=stable, declared=declared,
+        monotone=spec.monotone, assumed=tuple(assumed), conventions=conventions, stable=stable,
+        relations=tuple(relations), declared=declared,
     )
+    previous = OPS.get(name), _DEFINED.get(name)
     _register(spec, definition)
+    try:
+        for relation in relations:
+            _check_relation(name, relation)
+    except ValueError:
+        _unregister(name, *previous)
+        raise
     return definition
+
+
+def relation_sides(relation: str) -> tuple[Any, Any]:
+    """The two expressions of ``"lhs == rhs"`` (parsed by the expression parser).
+
+    Example:
+        >>> _ = define_op("softplus")
+        >>> [str(e) for e in relation_sides("softplus(x) - softplus(-x) == x")]
+        ['softplus(x) - softplus(-x)', 'x']
+    """
+    from verifier.parsing import parse
+
+    if not isinstance(relation, str) or relation.count("==") != 1:
+        raise ValueError(f"relation {relation!r}: expected 'lhs == rhs', e.g. 'softplus(x) - softplus(-x) == x'")
+    left, right = relation.split("==")
+    return parse(left), parse(right)
+
+
+def _check_relation(name: str, relation: str) -> None:
+    """A relation must hold for the formula (at a few ordinary points, in mpmath)."""
+    from verifier.expr import compile_program
+    from verifier.reference import exact
+
+    lhs, rhs = relation_sides(relation)
+    if name not in {n.op for side in (lhs, rhs) for n in side.nodes()}:
+        raise ValueError(f"relation {relation!r} does not use the op {name}")
+    variables = sorted(set(lhs.variables) | set(rhs.variables))
+    for point in ((0.3, 0.8), (-1.1, 0.45), (2.2, -0.6)):
+        at = dict(zip(variables, point))
+        left, right = (exact(compile_program(e), [at[v] for v in e.variables]).value for e in (lhs, rhs))
+        if math.isfinite(left) and math.isfinite(right) and abs(left - right) > 1e-12 * (1 + abs(left)):
+            raise ValueError(f"relation {relation!r} does not hold for {name}'s formula at "
+                             f"{', '.join(f'{v}={x}' for v, x in at.items())}: {left!r} != {right!r}")
 
 
 def _engine_call(method: str) -> Callable[..., Any]:
@@ -379,6 +428,20 @@ def _register(spec: Op, definition: OpDefinition) -> None:
         one_sided.cache_clear()
     OPS[spec.name] = spec
     _DEFINED[spec.name] = definition
+
+
+def _unregister(name: str, spec: Op | None, definition: OpDefinition | None) -> None:
+    """Put back what ``name`` was before a definition that failed."""
+    from verifier.local import local_rule, one_sided
+
+    OPS.pop(name, None)
+    _DEFINED.pop(name, None)
+    if spec is not None:
+        OPS[name] = spec
+    if definition is not None:
+        _DEFINED[name] = definition
+    local_rule.cache_clear()
+    one_sided.cache_clear()
 
 
 def definitions() -> tuple[OpDefinition, ...]:
@@ -413,6 +476,7 @@ def restore(data: Sequence[dict[str, Any]]) -> tuple[OpDefinition, ...]:
             record["name"], record["formula"], method=record.get("method"), arguments=declared.get("arguments"),
             domain=declared.get("domain", ()), kinks=declared.get("kinks", ()), monotone=declared.get("monotone"),
             stable=record.get("stable", ""), conventions=record.get("conventions", ""),
+            relations=record.get("relations", ()),
         ))
     return tuple(restored)
 

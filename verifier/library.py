@@ -22,12 +22,12 @@ from typing import Any
 __all__ = ["LIBRARY", "library_names"]
 
 LIBRARY: dict[str, dict[str, Any]] = {
-    "abs": {"formula": "Abs(x)", "conventions": "abs'(0) = 0 in torch and JAX (sign(0))"},
+    "abs": {"formula": "Abs(x)", "relations": ["abs(x) == abs(-x)"], "conventions": "abs'(0) = 0 in torch and JAX (sign(0))"},
     "leaky_relu": {"formula": "Piecewise((x, x > 0), (0.01*x, True))",
                    "conventions": "leaky_relu'(0) = 0.01 in torch (the negative side's slope)"},
     "elu": {"formula": "Piecewise((x, x > 0), (exp(x) - 1, True))",
             "stable": "x for x > 0, expm1(x) otherwise; the derivative 1 or exp(x)"},
-    "softplus": {"formula": "log(1 + exp(x))",
+    "softplus": {"formula": "log(1 + exp(x))", "relations": ["softplus(x) - softplus(-x) == x"],
                  "stable": "max(x, 0) + log1p(exp(-|x|)), with the derivative sigmoid(x) (log(1 + exp(x)) overflows past x = 709.78)"},
     "gelu": {"formula": "x*(1 + erf(x/sqrt(2)))/2",
              "stable": "x * Phi(x) with Phi(x) = erfc(-x/sqrt(2))/2, and the derivative Phi(x) + x * exp(-x*x/2)/sqrt(2*pi)"},
@@ -41,7 +41,7 @@ LIBRARY: dict[str, dict[str, Any]] = {
     "erf": {"formula": "erf(x)", "stable": "math.erf(x), with the derivative 2/sqrt(pi) * exp(-x*x)"},
     "clamp": {"formula": "Min(Max(x, -1), 1)", "monotone": True,
               "conventions": "clamp'(x) = 1 at its bounds -1 and 1 in torch (the bounds are inside)"},
-    "maximum": {"formula": "Max(x, y)", "conventions": "maximum at a tie gives each side half the gradient in torch and JAX"},
+    "maximum": {"formula": "Max(x, y)", "relations": ["maximum(x, y) + minimum(x, y) == x + y"], "conventions": "maximum at a tie gives each side half the gradient in torch and JAX"},
     "minimum": {"formula": "Min(x, y)", "conventions": "minimum at a tie gives each side half the gradient in torch and JAX"},
 }
 

@@ -40,6 +40,18 @@ def _functions() -> tuple[str, ...]:
     return tuple(name for name, op in OPS.items() if op.method)
 
 
+def _library_op(name: str) -> bool:
+    """Define a library op on first use (``gelu(x0)``): True if ``name`` is one."""
+    from verifier.library import LIBRARY
+
+    if name not in LIBRARY:
+        return False
+    from verifier.define import define_op
+
+    define_op(name)
+    return True
+
+
 def _allowed() -> str:
     return "numbers, variables, + - * /, unary -, ** number, and " + ", ".join(f"{f}()" for f in _functions())
 
@@ -180,6 +192,9 @@ class _Walker:
             if node.keywords or any(isinstance(a, ast.Starred) for a in node.args):
                 raise self.fail("function calls take one plain argument", node)
             functions = _functions()
+            called = func.id if isinstance(func, ast.Name) else func.attr if isinstance(func, ast.Attribute) else ""
+            if called not in functions and _library_op(called):
+                functions = _functions()
             if isinstance(func, ast.Name) and func.id in functions:
                 arity = OPS[func.id].arity
                 if len(node.args) != arity:

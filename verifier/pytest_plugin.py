@@ -130,6 +130,11 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         help="a numerically unstable formula (right at ordinary inputs, broken at extreme ones) "
              "fails the test (error, the default) or only warns (warning)",
     )
+    group.addoption(
+        "--verifier-op", metavar="DEFINITION", action="append", default=[],
+        help="define an op from its formula and check it too: 'softplus(x) = log(1 + exp(x))', or a library "
+             "op's name ('gelu'); repeatable. pyproject.toml's [tool.crossgrad.ops] tables are read as well",
+    )
     parser.addini("verifier_engine", "engine under test when --verifier-engine is not given", default="")
 
 
@@ -150,6 +155,7 @@ def pytest_configure(config: pytest.Config) -> None:
         "checks_op_alone(name): this test checks op NAME alone; it runs first, and while "
         "it fails the tests that use NAME are skipped (depends on NAME, which fails alone)",
     )
+    _define_ops(config)
     option = config.getoption("--verifier-engine")
     ini = (config.getini("verifier_engine") or "").strip()
     examples = config.getoption("--verifier-examples")
@@ -184,6 +190,21 @@ def pytest_configure(config: pytest.Config) -> None:
         name = f"{settings.get_current_profile_name()}-with-{examples}-examples"
         settings.register_profile(name, max_examples=examples)  # the loaded profile, plus this
         settings.load_profile(name)
+
+
+def _define_ops(config: pytest.Config) -> None:
+    """The ops of ``[tool.crossgrad.ops]`` and ``--verifier-op``, defined before the
+    suites are collected (they are parametrized over the op table)."""
+    from verifier.op_sources import define_from_pyproject, define_from_text
+
+    try:
+        pyproject = config.rootpath / "pyproject.toml"
+        if pyproject.is_file():
+            define_from_pyproject(pyproject)
+        for text in config.getoption("--verifier-op"):
+            define_from_text(text)
+    except ValueError as error:
+        raise pytest.UsageError(f"--verifier-op: {error}") from None
 
 
 def _load(state: _State) -> type | None:

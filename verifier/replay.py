@@ -59,6 +59,7 @@ def load_findings(path: Path, finding_id: str | None = None) -> tuple[dict[str, 
         raise ValueError(f"findings file {str(path)!r} is not readable JSON ({error})") from None
     if not isinstance(report, dict) or not isinstance(report.get("discrepancies", []), list):
         raise ValueError(f"findings file {str(path)!r} has no 'discrepancies' list; expected a crossgrad JSON report")
+    _define_again(report.get("definitions", []), path)
 
     def listed(*keys: str) -> list[dict[str, Any]]:
         lists = [report.get(key) for key in keys]
@@ -72,6 +73,21 @@ def load_findings(path: Path, finding_id: str | None = None) -> tuple[dict[str, 
         known = ", ".join(str(f.get("id")) for f in everything) or "none"
         raise ValueError(f"no finding with id {finding_id!r} in {str(path)!r} (ids there: {known})")
     return report, chosen
+
+
+def _define_again(records: Any, path: Path) -> None:
+    """The report's defined ops, defined again: the report needs nothing else."""
+    if not records:
+        return
+    from verifier.define import restore
+
+    if not isinstance(records, list) or not all(isinstance(r, dict) and isinstance(r.get("name"), str)
+                                               and isinstance(r.get("formula"), str) for r in records):
+        raise ValueError(f"findings file {str(path)!r}: 'definitions' is not a list of op definitions")
+    try:
+        restore(records)
+    except (ValueError, TypeError) as error:
+        raise ValueError(f"findings file {str(path)!r}: a recorded op definition does not define again ({error})") from None
 
 
 def _number(x: Any) -> float:

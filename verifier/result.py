@@ -46,6 +46,8 @@ class CampaignResult:
         judged: values and partials by whether they were judged, or why not:
             ``{"values": {"judged": n, ...}, "partials": {...}}`` (empty if the judge
             does not count them).
+        definitions: the defined ops exercised (:meth:`OpDefinition.to_json`):
+            ``replay`` defines them again from the report alone.
         occurrences: how many examples showed each signature ``(kind, backend,
             op, severity)`` while exploring (empty if not counted): the count of
             :meth:`summary_by_op`.
@@ -83,6 +85,7 @@ class CampaignResult:
     unjudged: str = ""
     judged: dict[str, dict[str, int]] = field(default_factory=dict)
     occurrences: dict[tuple, int] = field(default_factory=dict)
+    definitions: tuple[dict[str, Any], ...] = ()
 
     @property
     def ok(self) -> bool:
@@ -198,4 +201,5 @@ class CampaignResult:
             "oracle_findings": [f.to_dict() for f in self.oracle_findings],
             # Only when it applies, so that every other report keeps its shape.
             **({"nothing_judged": self.unjudged} if self.unjudged else {}),
+            **({"definitions": list(self.definitions)} if self.definitions else {}),
         })
