@@ -4,11 +4,14 @@ Everything from the data reaches the page through the template's autoescaping
 (engine names, error messages and expressions come from code under test and may
 be hostile). The only markup that bypasses it is what this package builds
 itself: the SVG figures (:mod:`reports.svg`, which escapes every text) and the
-MathML rebuilt by the whitelist sanitizer (:mod:`reports.mathml`).
+MathML rebuilt by the whitelist sanitizer (:mod:`reports.mathml`), which is also
+what a defined op's formula passes through once SymPy has printed the tree the
+whitelist parser built from it (:mod:`reports.definitions`).
 
 The page reads top down in the order a reader decides: the verdict naming the
 ops at fault (:mod:`reports.verdict`), a strip of run facts, the findings (the
-first card on the first screen), then the summary tables. A finding's card
+first card on the first screen), the ops defined from a formula when the run
+used any (reference material, :mod:`reports.definitions`), then the summary tables. A finding's card
 (``templates/card.html.j2``) is also rendered alone by :func:`finding_card`, and
 the verdict by :func:`summary_fragment`, for notebooks: the CSS
 (``templates/style.css``) is scoped under ``.cg`` so one stylesheet serves both.
@@ -30,6 +33,7 @@ from typing import Any, Mapping, Sequence
 from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
 from markupsafe import Markup
 
+from reports.definitions import definition_views
 from reports.mathml import sanitize_mathml
 from reports.svg import (
     MAX_GRAPH_NODES,
@@ -205,6 +209,7 @@ def _page(report: Mapping[str, Any], json_path: str | None) -> dict[str, Any]:
         "facts": facts,
         "by_op": by_op,
         "conventions": [str(c) for c in _list(report.get("conventions"))],
+        "definitions": definition_views(report),
         "points": [(str(k), v) for k, v in _dict(summary.get("points")).items()],
         "judged": judged_rows(judged),
         "oracle_notes": [(str(k), v) for k, v in _dict(summary.get("oracle_notes")).items()],

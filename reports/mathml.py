@@ -26,13 +26,13 @@ MATHML_NS = "http://www.w3.org/1998/Math/MathML"
 
 # Token elements hold text only; layout elements hold elements only.
 TOKENS = frozenset({"mi", "mn", "mo", "mtext"})
-LAYOUT = frozenset({"math", "mrow", "msub", "msup", "mfrac", "msqrt"})
+LAYOUT = frozenset({"math", "mrow", "msub", "msup", "mfrac", "msqrt", "mtable", "mtr", "mtd"})
 EMPTY = frozenset({"mspace"})
 ELEMENTS = TOKENS | LAYOUT | EMPTY
 
 # (element, attribute) -> allowed values. ``xmlns`` never shows up as an attribute:
 # ElementTree turns it into the tag's namespace, which is checked separately.
-ATTRIBUTES = {("mo", "stretchy"): frozenset({"true", "false"})}
+ATTRIBUTES = {("mo", "stretchy"): frozenset({"true", "false"}), ("mtable", "columnalign"): frozenset({"left"})}
 
 MAX_CHARS = 200_000  # a shrunk expression is tiny; anything huge is not ours
 MAX_DEPTH = 200  # below Python's recursion limit, far above any real formula

@@ -246,7 +246,8 @@ MEASURE = """
 """
 
 
-def measure(chromium: str, page: Path, tmp: Path, width: int, height: int, shot: Path | None = None) -> dict[str, Any]:
+def measure(chromium: str, page: Path, tmp: Path, width: int, height: int, shot: Path | None = None,
+            script: str = MEASURE) -> dict[str, Any]:
     """Lay ``page`` out in a ``width`` x ``height`` viewport and measure it (see
     MEASURE); with ``shot``, also save a picture of that viewport (the measured
     copy: what was measured is what is seen)."""
@@ -258,7 +259,7 @@ def measure(chromium: str, page: Path, tmp: Path, width: int, height: int, shot:
     # Only this copy may run a script: the one that measures.
     for quote in ("'", "&#39;"):  # the page's CSP attribute is escaped; a hand-written one may not be
         text = text.replace(f"default-src {quote}none{quote};", f"default-src {quote}none{quote}; script-src {quote}unsafe-inline{quote};")
-    text = text.replace("</body>", f"<script>{MEASURE}</script></body>")
+    text = text.replace("</body>", f"<script>{script}</script></body>")
     wrapper = tmp / f"measured-{width}-{page.name}"
     wrapper.write_text(
         '<!DOCTYPE html><html><head><meta charset="utf-8"></head><body style="margin:0">'
@@ -352,3 +353,45 @@ def test_the_first_screen_shows_the_headline_and_the_first_finding(chromium, pag
     assert first["id"] == real_reports[name]["discrepancies"][0]["id"]
     assert first["heading"][3] < 800
     assert first["outliers"] and all(cell["box"][3] <= 800 for cell in first["outliers"]), first["outliers"]
+
+
+# -- the defined ops section ----------------------------------------------------------------------
+
+MEASURE_DEFS = """
+(function () {
+  function box(e) { var b = e.getBoundingClientRect(); return [b.left, b.top, b.right, b.bottom]; }
+  var out = {width: window.innerWidth, height: window.innerHeight,
+             pageWidth: document.documentElement.scrollWidth, defs: []};
+  document.querySelectorAll('#defined-ops article.def').forEach(function (card) {
+    var c = {name: card.querySelector('h3').textContent.trim(), box: box(card), maths: [], overflowing: []};
+    card.querySelectorAll('math').forEach(function (m) { c.maths.push(box(m).concat([m.parentElement.getBoundingClientRect().right])); });
+    card.querySelectorAll('*').forEach(function (e) {
+      if (e.closest('.def-math') && !e.classList.contains('def-math')) return;  // a wide formula scrolls in its box
+      var b = box(e);
+      if (b[2] - b[0] > 0 && (b[2] > c.box[2] + 0.5 || b[0] < c.box[0] - 0.5))
+        c.overflowing.push(e.tagName + '.' + (e.getAttribute('class') || '') + ' ' + JSON.stringify(b));
+    });
+    out.defs.push(c);
+  });
+  var pre = parent.document.createElement('pre');
+  pre.id = 'measurements';
+  pre.textContent = JSON.stringify(out);
+  parent.document.body.appendChild(pre);
+})();
+"""
+
+
+@pytest.mark.parametrize("width", [420, 1280])
+def test_the_defined_ops_render_their_math_without_overflow(chromium, tmp_path, width):
+    from tests.test_reports_defined_ops import defined_campaign
+
+    page = write_html(defined_campaign(), tmp_path / "defined.html")
+    m = measure(chromium, page, tmp_path, width, 2400, shot=tmp_path / f"defined-{width}.png", script=MEASURE_DEFS)
+    assert m["pageWidth"] <= width, "the page scrolls sideways"
+    assert [d["name"].split()[0] for d in m["defs"]] == ["gelu(x)", "maximum(x,", "leaky_relu(x)", "log1p(x)"]
+    for card in m["defs"]:
+        assert card["overflowing"] == [], (card["name"], width)
+        assert len(card["maths"]) >= 2, card["name"]  # the formula and its derivatives, as MathML
+        for left, top, right, bottom, box_right in card["maths"]:
+            assert right - left > 5 and bottom - top > 5, (card["name"], width)  # laid out, not empty
+            assert left >= card["box"][0] - 0.5 and min(right, box_right) <= card["box"][2] + 0.5

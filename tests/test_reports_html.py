@@ -33,7 +33,7 @@ from tests.engines.hostile_strings import LOG_MESSAGE, PAYLOAD
 from tests.test_reports_json import all_findings
 
 SVG = "{http://www.w3.org/2000/svg}"
-MATHML_TAGS = {"math", "mrow", "mi", "mn", "mo", "msub", "msup", "mfrac", "msqrt", "mtext", "mspace"}
+MATHML_TAGS = {"math", "mrow", "mi", "mn", "mo", "msub", "msup", "mfrac", "msqrt", "mtext", "mspace", "mtable", "mtr", "mtd"}
 SVG_TAGS = {"svg", "defs", "marker", "path", "g", "title", "rect", "text", "line", "polyline", "circle", "clippath"}
 HTML_TAGS = {
     "html", "head", "meta", "title", "style", "body", "main", "header", "footer", "section", "article", "div", "p",

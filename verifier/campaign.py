@@ -31,6 +31,7 @@ from verifier.executors import _ctrl_c, _parallel, _serial
 from verifier.explore import SHARD_SIZE, _Config, _crash_finding, _merge, _Occurrence, _ShardResult
 from verifier.define import definitions
 from verifier.expr import apply, compile_program, var
+from verifier.evidence import build_finding
 from verifier.findings import Blame, Finding
 from verifier.hosts import InProcess, Sandbox, open_host
 from verifier.judge import KIND_ORDER
@@ -77,15 +78,33 @@ def _smoke(host: Any, ops: Sequence[str], pressed: threading.Event) -> list[_Occ
     return found
 
 
+def _absent_finding(host: Any, op: str) -> Finding | None:
+    """The finding for a defined op asked for by name that the engine has no method for."""
+    spec = OPS[op]
+    expr = apply(op, *(var(n) for n in ("x0", "x1")[: spec.arity]))
+    point = (0.75, 1.25)[: spec.arity]
+    reason = (f"the engine has no method {spec.method}() for the op {op}, which was asked for: add it, or define the op "
+              f"with the engine's name for it (define_op({op!r}, ..., method='...'), or method = \"...\" in an ops file)")
+    blame = Blame("engine", op, str(expr), reason, None, point)
+    return build_finding(host, compile_program(expr), point, blame=blame)
+
+
 def _conventions(host: Any, ops: Sequence[str]) -> tuple[str, ...]:
+    import mpmath
+
     from verifier.evidence import kink_conventions
-    from verifier.local import local_rule
+    from verifier.local import local_rule, one_sided
 
     found = []
     for op in ops:
-        for kink in local_rule(op).kinks if op != "pow" else ():
+        kinks = local_rule(op).kinks if op != "pow" else ()
+        for q, kink in enumerate(kinks):
             if kink.point is None:
                 continue
+            at = [mpmath.mpf(x) for x in kink.point]
+            sides = [one_sided(op, None, tuple(s if i == q else 0 for i in range(len(kinks))))(*at) for s in (1, -1)]
+            if sides[0] == sides[1]:
+                continue  # the derivative does not jump there (elu at 0): no convention to show
             names = ("a", "b")[: OPS[op].arity]
             program = compile_program(apply(op, *(var(n) for n in names)))
             text = kink_conventions(host, program, exact(program, kink.point))
@@ -159,10 +178,10 @@ def check_engine(
     host = open_host(absolute_target(engine) if isinstance(engine, str) else engine, isolate=isolate, timeout=timeout)
     try:
         name = host.name
-        # A defined op the engine lacks was asked for by name: it is run, and its
-        # AttributeError (a typo in the method's name) is a finding on that op.
-        asked = {d.name for d in definitions()}
-        tested = tuple(op for op in requested_ops if op in host.supported or op in asked and isinstance(ops, (str, list, tuple)))
+        tested = tuple(op for op in requested_ops if op in host.supported)
+        # A defined op asked for by name that the engine lacks (a typo in the method's
+        # name?) is never generated, and is a finding on that op.
+        absent = tuple(op for op in requested_ops if op not in host.supported and op in {d.name for d in definitions()})
         missing = tuple(op for op in OPS if op not in host.supported)
         if not tested:
             raise ValueError(f"the engine supports none of the ops asked for ({', '.join(requested_ops)}); it has: {', '.join(host.supported) or 'none'}")
@@ -187,7 +206,7 @@ def check_engine(
             finally:
                 if progress is None and hasattr(shown, "close"):
                     shown.close()  # the notebook's progress line, which we opened
-            findings = [_crash_finding(host, o) for o in smoke] + list(findings)
+            findings = [_crash_finding(host, o) for o in smoke] + [_absent_finding(host, op) for op in absent] + list(findings)
             conventions = () if pressed.is_set() else _conventions(host, tested)
     finally:
         host.close()
@@ -216,7 +235,7 @@ def check_engine(
         unjudged=_unjudged(stopped, tried, sum(r.skipped for r in results), counts, _judged(results)),
         judged=_judged(results),
         occurrences=dict(sum((r.seen for r in results), Counter())),
-        definitions=tuple(d.to_json() for d in definitions() if d.name in tested),
+        definitions=tuple(d.to_json() for d in definitions() if d.name in tested or d.name in absent),
     )
 
 
