@@ -97,3 +97,10 @@ def test_mutant_of_a_defined_op_is_caught_and_blamed(mutant: library.LibraryMuta
     assert errors, f"{mutant.name} was not caught"
     assert any(f.kind in mutant.kinds and f.blame.op == mutant.op for f in errors), \
         [(f.kind, f.blame.op, f.expression, f.message) for f in errors]
+
+
+@pytest.mark.parametrize("formula", ["2**64**64", "(2*x)**(x - x + 10**15)", "((((2**64)**64)**64)**64)**64",
+                                     "sqrt(-1)*x", "x/0", "1e400*x"])
+def test_formulas_that_would_hang_or_are_not_real_are_refused(formula: str) -> None:
+    with pytest.raises(FormulaError):
+        define_op("bad", formula)

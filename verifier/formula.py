@@ -29,6 +29,7 @@ MAX_LENGTH = 2000
 MAX_DEPTH = 40
 MAX_CONSTANT = 1e15
 MAX_EXPONENT = 64
+MAX_EXACT = 10**30  # numerators and denominators of the formula's exact numbers
 
 
 def _log1p(u: Any) -> Any:
@@ -103,9 +104,14 @@ class _Builder:
                 raise self.fail(f"{node.id!r} is a function, not an argument; write {node.id}(...)", node)
             return self.symbols.setdefault(node.id, sympy.Symbol(node.id, real=True))
         if isinstance(node, ast.BinOp) and type(node.op) in _BINARY:
-            if isinstance(node.op, ast.Pow) and isinstance(node.right, ast.Constant) and abs(node.right.value) > MAX_EXPONENT:
+            left, right = self.expression(node.left, depth + 1), self.expression(node.right, depth + 1)
+            # SymPy computes numbers exactly, at once: 2**64**64 would never finish.
+            if isinstance(node.op, ast.Pow) and right.is_number and not abs(right) <= MAX_EXPONENT:
                 raise self.fail(f"exponent {_snippet(self.text, node.right)} is out of range (at most {MAX_EXPONENT})", node.right)
-            return _BINARY[type(node.op)](self.expression(node.left, depth + 1), self.expression(node.right, depth + 1))
+            result = _BINARY[type(node.op)](left, right)
+            if result.is_Rational and not (abs(result.p) <= MAX_EXACT and result.q <= MAX_EXACT):
+                raise self.fail(f"{_snippet(self.text, node)} is out of range (numbers up to {MAX_CONSTANT:g})", node)
+            return result
         if isinstance(node, ast.BinOp) and isinstance(node.op, ast.BitXor):
             raise self.fail("'^' is not a power here: use ** for powers", node)
         if isinstance(node, ast.UnaryOp) and isinstance(node.op, (ast.USub, ast.UAdd)):
@@ -182,6 +188,8 @@ def parse_formula(text: str) -> tuple[Any, tuple[str, ...]]:
     """
     builder = _Builder(text)
     expr = builder.expression(_tree(text))
+    if expr.has(sympy.I, sympy.zoo, sympy.oo, -sympy.oo, sympy.nan):
+        raise FormulaError(f"formula {text!r} has a constant that is not a finite real number (it is {expr})")
     return expr, tuple(sorted(str(s) for s in expr.free_symbols))
 
 
