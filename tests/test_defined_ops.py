@@ -104,3 +104,11 @@ def test_mutant_of_a_defined_op_is_caught_and_blamed(mutant: library.LibraryMuta
 def test_formulas_that_would_hang_or_are_not_real_are_refused(formula: str) -> None:
     with pytest.raises(FormulaError):
         define_op("bad", formula)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("seed", [21, 32])
+def test_correct_engine_with_the_library_is_clean_over_20000_examples(seed: int) -> None:
+    result = check_engine("engine:Value", ops="all", examples=20_000, seed=seed, workers=2)
+    assert result.examples == 20_000
+    assert [(f.kind, f.blame.op, f.expression, f.message) for f in result.findings] == []

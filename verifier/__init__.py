@@ -44,6 +44,10 @@ _EXPORTS = {
     "assert_op_alone": "verifier.alone",
     "assert_same_gradients": "verifier.assertions",
     "GradientMismatch": "verifier.assertions",
+    "define_op": "verifier.define",
+    "forget_ops": "verifier.define",
+    "OpDefinition": "verifier.define",
+    "FormulaError": "verifier.formula",
 }
 
 __all__ = sorted(_EXPORTS) + ["__version__"]

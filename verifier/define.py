@@ -127,6 +127,17 @@ def _evaluate(expr: Any, m: Any, args: Sequence[Any]) -> Any:
     return result if m is mpmath else float(result)
 
 
+def _cancelled(expr: Any) -> Any:
+    """``expr`` with its fractions over one denominator and cancelled where SymPy
+    can (``1/(e + 1) - e/(e + 1)**2`` is ``1/(e + 1)**2``): mpmath at 50 digits
+    cannot evaluate the difference of two nearly equal terms at exp(1e150)."""
+    try:
+        cancelled = sympy.cancel(expr)
+    except (sympy.PolynomialError, TypeError, ValueError):  # Piecewise, Max...: left as it is
+        return expr
+    return cancelled if sympy.count_ops(cancelled) <= 2 * sympy.count_ops(expr) + 4 else expr
+
+
 def _noise_scale(f: Any) -> Any:
     """Sum over the sub-expressions ``s`` of ``f`` of ``|s| * |d f / d s|``: how much
     rounding each step of a float64 evaluation of ``f`` can move the result, in ulps."""
@@ -136,7 +147,7 @@ def _noise_scale(f: Any) -> Any:
         if s.is_Atom or not isinstance(s, sympy.Expr) or not s.free_symbols:
             continue
         sensitivity = sympy.diff(f.xreplace({s: hole}), hole).xreplace({hole: s})
-        sensitivity = sensitivity.replace(sympy.DiracDelta, lambda *a: sympy.S.Zero)
+        sensitivity = _cancelled(sensitivity.replace(sympy.DiracDelta, lambda *a: sympy.S.Zero))
         terms.append(sympy.Abs(s) * sympy.Abs(sensitivity))
     return sympy.Add(*terms) if terms else sympy.S.Zero
 
@@ -218,10 +229,32 @@ def _monotone(f: Any, arity: int, domain: tuple[Constraint, ...]) -> bool:
         return False
 
 
-def _torch_builder(f: Any, arity: int, given: Callable[..., Any] | None) -> Callable[..., Any]:
-    if given is not None:
-        return lambda *args: given(*args[:arity])
+def _torch_function(name: str) -> Callable[..., Any]:
+    """``"torch.nn.functional.gelu"`` as the function (looked up attribute by
+    attribute in torch, never evaluated)."""
     import torch
+
+    parts = name.split(".")
+    if parts[0] != "torch" or not all(p.isidentifier() and not p.startswith("_") for p in parts):
+        raise ValueError(f"torch={name!r}: expected a torch function's name such as 'torch.nn.functional.gelu'")
+    found: Any = torch
+    for part in parts[1:]:
+        found = getattr(found, part, None)
+    if not callable(found):
+        raise ValueError(f"torch={name!r} is not a function of this torch ({torch.__version__})")
+    return found
+
+
+def _torch_builder(f: Any, arity: int, given: Callable[..., Any] | str | None) -> Callable[..., Any]:
+    import torch
+
+    if given is not None:
+        function = _torch_function(given) if isinstance(given, str) else given
+
+        def call(*args: Any) -> Any:
+            return function(*(a if isinstance(a, torch.Tensor) else torch.tensor(float(a), dtype=torch.float64) for a in args[:arity]))
+
+        return call
 
     # torch functions take tensors, not numbers: constants such as sqrt(2) become floats.
     f = f.replace(lambda e: isinstance(e, sympy.Expr) and e.is_number and not e.is_Atom, lambda e: e.evalf(20))
@@ -254,7 +287,7 @@ def define_op(
     domain: Sequence[str] = (),
     kinks: Sequence[str] = (),
     monotone: bool | None = None,
-    torch: Callable[..., Any] | None = None,
+    torch: Callable[..., Any] | str | None = None,
     stable: str = "",
     conventions: str = "",
     relations: Sequence[str] = (),
@@ -271,8 +304,8 @@ def define_op(
         domain: edges SymPy cannot find, as comparisons (``"x > -1"``).
         kinks: kinks SymPy cannot find, as the functions that are 0 there (``"x - 1"``).
         monotone: declare (or deny) monotonicity SymPy cannot prove.
-        torch: a function of torch tensors computing the op, for the torch oracle
-            (default: the formula in torch).
+        torch: a function of torch tensors computing the op, for the torch oracle,
+            or its name (``"torch.nn.functional.gelu"``); default: the formula in torch.
         stable, conventions: texts for findings and reports.
         relations: identities of the op for the property suites
             (``"softplus(x) - softplus(-x) == x"``), checked here against the formula.
@@ -337,7 +370,7 @@ def define_op(
     if monotone is not None and monotone != proved:
         assumed.append(f"{'monotone' if monotone else 'not monotone'} (declared)")
     if torch is not None:
-        assumed.append("torch: the given function computes the formula")
+        assumed.append(f"torch: {torch if isinstance(torch, str) else getattr(torch, '__qualname__', 'the given function')} computes the formula")
     value_scale = _noise_scale(f)
     grad_scales = tuple(_noise_scale(d) for d in derivatives)
     spec = Op(
@@ -355,6 +388,7 @@ def define_op(
         formula=formula, conventions=conventions, stable=stable,
     )
     declared = {k: v for k, v in (("domain", list(domain)), ("kinks", list(kinks)), ("monotone", monotone),
+                                  ("torch", torch if isinstance(torch, str) else None),
                                   ("arguments", list(order) if arguments is not None else None)) if v not in (None, [])}
     definition = OpDefinition(
         name=name, formula=formula, arguments=order, method=method,
@@ -475,6 +509,7 @@ def restore(data: Sequence[dict[str, Any]]) -> tuple[OpDefinition, ...]:
         restored.append(define_op(
             record["name"], record["formula"], method=record.get("method"), arguments=declared.get("arguments"),
             domain=declared.get("domain", ()), kinks=declared.get("kinks", ()), monotone=declared.get("monotone"),
+            torch=declared.get("torch"),
             stable=record.get("stable", ""), conventions=record.get("conventions", ""),
             relations=record.get("relations", ()),
         ))

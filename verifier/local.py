@@ -87,6 +87,11 @@ def _no_delta(expr: sympy.Expr) -> sympy.Expr:
     return expr.replace(sympy.DiracDelta, lambda *args: sympy.S.Zero)
 
 
+def _simplified(expr: sympy.Expr) -> sympy.Expr:
+    simpler = _no_delta(sympy.simplify(expr))
+    return simpler if not simpler.has(sympy.Eq, sympy.DiracDelta) else expr
+
+
 def _formula(op: str, param: float | None) -> tuple[sympy.Expr, tuple[sympy.Symbol, ...]]:
     spec = OPS[op]
     symbols = (_A, _B)[: spec.arity]
@@ -258,6 +263,11 @@ def local_rule(op: str, param: float | None = None) -> LocalRule:
     f, symbols = _formula(op, param)
     first = [sympy.diff(f, s) for s in symbols]
     second = [_no_delta(sympy.diff(d, s)) for d in first for s in symbols]
+    if OPS[op].formula:
+        # A defined op's second derivative as SymPy writes it may be a difference of
+        # nearly equal terms (softplus'' = e/(e+1) - e**2/(e+1)**2) that mpmath at 50
+        # digits cannot evaluate at a huge argument: simplified once, it is exact there.
+        second = [_simplified(d) for d in second]
     exprs = first + second
     return LocalRule(
         op=op,

@@ -36,7 +36,7 @@ __all__ = ["define_from_text", "define_from_file", "define_from_tables", "define
 
 _KEYS: dict[str, tuple[type, ...]] = {
     "formula": (str,), "method": (str,), "arguments": (list,), "domain": (list,), "kinks": (list,),
-    "monotone": (bool,), "stable": (str,), "conventions": (str,), "relations": (list,),
+    "monotone": (bool,), "stable": (str,), "conventions": (str,), "relations": (list,), "torch": (str,),
 }
 
 
