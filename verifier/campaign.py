@@ -30,9 +30,12 @@ from verifier.evaluate import judge_case
 from verifier.executors import _ctrl_c, _parallel, _serial
 from verifier.explore import SHARD_SIZE, _Config, _crash_finding, _merge, _Occurrence, _ShardResult
 from verifier.define import definitions
+from verifier.formats import current as current_format
+from verifier.formats import declared_format, format_named, using
 from verifier.expr import apply, compile_program, var
 from verifier.evidence import build_finding
 from verifier.findings import Blame, Finding
+from verifier.narrower import narrower_format, one_finding
 from verifier.hosts import InProcess, Sandbox, open_host
 from verifier.judge import KIND_ORDER
 from verifier.loader import absolute_target, target_of
@@ -125,6 +128,7 @@ def check_engine(
     isolate: bool | None = None,
     progress: Callable[..., None] | None | bool = None,
     unstable: str = "error",
+    dtype: str | None = None,
 ) -> CampaignResult:
     """Run a campaign: ``examples`` random expressions, each judged at 8 points with
     every oracle; every distinct discrepancy shrunk and blamed.
@@ -145,6 +149,10 @@ def check_engine(
         unstable: the severity of findings whose op is right at ordinary inputs
             but breaks at extreme ones (cause ``unstable``): ``"error"`` (the
             default) or ``"warning"``.
+        dtype: the number format the engine computes in (``"float32"``, see
+            :mod:`verifier.formats`): it is judged by what that format allows, at
+            inputs that format holds. Default: the adapter's own (``"torch:float32"``),
+            else float64.
         progress: called as ``progress(done, total, phase)``: phase ``"checking"``
             (examples explored of those asked for), then ``"shrinking"`` (findings
             shrunk of those to shrink); a callable taking only ``(done, total)`` is
@@ -173,15 +181,32 @@ def check_engine(
         raise ValueError(f"time_budget={time_budget!r}: expected a number of seconds > 0")
     if isinstance(workers, bool) or not isinstance(workers, int) or workers < 1:
         raise ValueError(f"workers={workers!r}: expected an int >= 1")
+    if dtype is not None:
+        format_named(dtype)  # a bad name fails before the engine is loaded
     requested_ops = op_names(ops) if isinstance(ops, str) or ops is None else op_names(",".join(ops))
     # A file target is recorded with its absolute path: the report replays from any folder.
     host = open_host(absolute_target(engine) if isinstance(engine, str) else engine, isolate=isolate, timeout=timeout)
+    # The format the engine computes in: asked for, else the engine's own word for it
+    # (an adapter's, a class's crossgrad_format, read in its sandbox), else float64.
+    said = getattr(host, "declared_format", None) or declared_format(engine)
+    try:
+        number_format = format_named(dtype or said)
+    except ValueError as error:
+        host.close()
+        raise ValueError(f"the engine's crossgrad_format: {error}") from None
+    with using(number_format):
+        return _campaign(host, requested_ops, examples, seed, ops, timeout, time_budget, workers, progress, unstable, started)
+
+
+def _campaign(host: Any, requested_ops: tuple[str, ...], examples: int, seed: int, ops: Any, timeout: float,
+              time_budget: float | None, workers: int, progress: Any, unstable: str, started: float) -> CampaignResult:
     try:
         name = host.name
         tested = tuple(op for op in requested_ops if op in host.supported)
         # A defined op asked for by name that the engine lacks (a typo in the method's
         # name?) is never generated, and is a finding on that op.
-        absent = tuple(op for op in requested_ops if op not in host.supported and op in {d.name for d in definitions()})
+        named = {part.strip().removeprefix("+").strip() for part in (ops.split(",") if isinstance(ops, str) else ops or ())}
+        absent = tuple(op for op in requested_ops if op not in host.supported and op in named and op in {d.name for d in definitions()})
         missing = tuple(op for op in OPS if op not in host.supported)
         if not tested:
             raise ValueError(f"the engine supports none of the ops asked for ({', '.join(requested_ops)}); it has: {', '.join(host.supported) or 'none'}")
@@ -193,7 +218,7 @@ def check_engine(
             config = _Config(target, tested, seed, float(timeout), MAX_LEAVES, POINTS_PER_CASE,
                              started + time_budget if time_budget else None,
                              frozenset(o.signature[2] for o in smoke), time_budget,
-                             tuple(d.to_json() for d in definitions()))
+                             tuple(d.to_json() for d in definitions()), current_format().name)
             shards = list(range(math.ceil(examples / SHARD_SIZE)))
             shown = _phased(progress)
             try:
@@ -208,6 +233,10 @@ def check_engine(
                     shown.close()  # the notebook's progress line, which we opened
             findings = [_crash_finding(host, o) for o in smoke] + [_absent_finding(host, op) for op in absent] + list(findings)
             conventions = () if pressed.is_set() else _conventions(host, tested)
+            mine = [f for f in findings if f is not None and f.blame.backend == "engine"]
+            narrower = None if pressed.is_set() else narrower_format(host, mine)
+            if narrower:  # every finding is the format's: one finding says so
+                findings = [one_finding(mine, narrower)] + [f for f in findings if f is not None and f.blame.backend != "engine"]
     finally:
         host.close()
     stopped = "interrupted" if pressed.is_set() else next((r.stopped for r in results if r.stopped), "completed")
@@ -231,7 +260,7 @@ def check_engine(
         stopped=stopped, workers=workers, skipped=sum(r.skipped for r in results), oracle_findings=oracle_findings,
         quarantined=tuple(sorted(config.quarantined)),
         settings={"timeout": timeout, "time_budget": time_budget, "max_leaves": MAX_LEAVES,
-                  "points_per_case": POINTS_PER_CASE, "shard_size": SHARD_SIZE},
+                  "points_per_case": POINTS_PER_CASE, "shard_size": SHARD_SIZE, "dtype": current_format().name},
         unjudged=_unjudged(stopped, tried, sum(r.skipped for r in results), counts, _judged(results)),
         judged=_judged(results),
         occurrences=dict(sum((r.seen for r in results), Counter())),

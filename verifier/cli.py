@@ -89,23 +89,28 @@ def cli() -> None:
                    "seconds to start: smaller campaigns run serially, which is faster).")
 @click.option("--unstable", type=click.Choice(["error", "warning"]), default="error", show_default=True,
               help="Severity of a numerically unstable formula (right at ordinary inputs, broken at extreme ones).")
+@click.option("--dtype", type=click.Choice(["float64", "float64-ftz", "float32", "float32-ftz", "float16", "bfloat16"]), default=None,
+              help="The number format the engine computes in (default: what the engine says, else float64): it is "
+                   "judged by what that format allows, at inputs that format holds.")
 @click.option("--op", "op_texts", multiple=True, metavar="DEFINITION",
               help="Define an op from its formula and check it: 'softplus(x) = log(1 + exp(x))' (repeatable).")
 @click.option("--ops-file", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help="Define the ops of a TOML file's [ops.NAME] tables (formula, method, domain, ...) and check them.")
 def check(target: str, examples: int, seed: int, ops: str | None, json_path: Path | None, report_path: Path | None,
-          timeout: float, time_budget: float | None, workers: int, unstable: str, op_texts: tuple[str, ...],
-          ops_file: Path | None) -> None:
+          timeout: float, time_budget: float | None, workers: int, unstable: str, dtype: str | None,
+          op_texts: tuple[str, ...], ops_file: Path | None) -> None:
     """Run a campaign against an engine and report every discrepancy."""
     from verifier.campaign import check_engine
     from verifier.ops import op_names
 
     defined = _define(op_texts, ops_file)
     try:
-        chosen = op_names(ops)
+        op_names(ops)
     except ValueError as error:
         raise UsageFailure(f"--ops: {error}") from None
-    chosen = tuple(dict.fromkeys((*chosen, *defined)))
+    # The ops as written (an op named is one asked for; "all" is all the engine has),
+    # with the defined ones added.
+    chosen = ",".join([ops] * bool(ops) + [f"+{name}" for name in defined]) or None
     if report_path is not None and json_path is None:
         json_path = report_path.with_suffix(".json")
     for path in (json_path, report_path):
@@ -116,7 +121,7 @@ def check(target: str, examples: int, seed: int, ops: str | None, json_path: Pat
     with _Progress(console) as update:
         try:
             result = check_engine(target, examples=examples, seed=seed, ops=chosen, timeout=timeout,
-                                  time_budget=time_budget, workers=used, progress=update, unstable=unstable)
+                                  time_budget=time_budget, workers=used, progress=update, unstable=unstable, dtype=dtype)
         except ValueError as error:  # includes EngineLoadError
             raise UsageFailure(str(error)) from None
     report = result.to_dict()
@@ -325,6 +330,7 @@ def replay(findings: Path, finding_id: str | None, target: str | None, timeout: 
 
     FINDINGS is the JSON report (written by --json, or next to --report)."""
     from verifier.loader import EngineLoadError
+    from verifier.formats import format_named, using
     from verifier.replay import load_findings, replay_finding
 
     if findings.suffix.lower() in (".html", ".htm"):
@@ -337,10 +343,16 @@ def replay(findings: Path, finding_id: str | None, target: str | None, timeout: 
     except ValueError as error:
         raise UsageFailure(str(error)) from None
     engine = target or report.get("engine") or "engine:Value"
+    settings = report.get("settings") if isinstance(report.get("settings"), dict) else {}
+    try:
+        number_format = format_named(settings.get("dtype") or "float64")
+    except ValueError as error:
+        raise UsageFailure(f"{findings}: settings: {error}") from None
     failing = 0
     try:
         for finding in chosen:
-            still, text = replay_finding(engine, finding, timeout=timeout)
+            with using(number_format):  # judged as the campaign judged it
+                still, text = replay_finding(engine, finding, timeout=timeout)
             failing += still
             print(text)
     except EngineLoadError as error:

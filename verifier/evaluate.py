@@ -28,6 +28,7 @@ import numpy as np
 from verifier import numeric, torch_oracle
 from verifier.expr import Program
 from verifier.hosts import EngineCrash, EngineTimeout
+from verifier.formats import current as current_format
 from verifier.judge import PASS, Verdict, finite_or_complex, judge_oracle, judge_point
 from verifier.reference import JUDGED, PointReference, Sweep, exact, sweep
 from verifier.run_engine import EngineOutcome
@@ -86,7 +87,7 @@ def close_to_sweep(ref: Sweep, p: int, value: Any, gradient: Sequence[Any] | Non
 def judge_case(host: Any, program: Program, points: Sequence[Sequence[float]], *, oracles: bool = True) -> CaseReport:
     """Judge the engine (and, if ``oracles``, torch and central differences)."""
     report = CaseReport()
-    points = np.asarray(points, dtype=float).reshape(-1, len(program.variables))
+    points = current_format().round(np.asarray(points, dtype=float).reshape(-1, len(program.variables)))
     try:
         outcomes = host.run(program, points)
     except EngineCrash as error:

@@ -166,6 +166,9 @@ def _worker_init(config: _Config, stop: Any, counter: Any) -> None:
     import torch
 
     torch.set_num_threads(1)
+    from verifier.formats import set_format
+
+    set_format(config.number_format)
     if config.definitions:
         from verifier.define import restore
 

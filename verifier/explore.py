@@ -79,6 +79,7 @@ class _Config:
     quarantined: frozenset[str] = frozenset()  # ops that crash or hang alone: never generated
     budget: float | None = None  # the time budget, in seconds (it also bounds shrinking)
     definitions: tuple[dict, ...] = ()  # defined ops (OpDefinition.to_json): workers define them again
+    number_format: str = "float64"  # the engine's (verifier.formats): workers judge in it too
 
 
 @dataclass

@@ -373,7 +373,8 @@ def serve(target: str) -> None:
     except BaseException as error:  # noqa: BLE001 - e.g. SystemExit while importing
         _send(answers, ("error", f"loading {target} failed: {describe_error(error).partition(':')[0]}"))
         return
-    _send(answers, ("ready", supported, missing))
+    declared = getattr(engine, "crossgrad_format", None)
+    _send(answers, ("ready", supported, missing, plain_text(declared) if isinstance(declared, str) else ""))
     while True:
         try:
             message = _request(requests)
@@ -474,12 +475,14 @@ class Sandbox:
         if type(message) is tuple and len(message) == 2 and message[0] == "error" and type(message[1]) is str:
             process.wait()
             raise EngineLoadError(" ".join(message[1].split())[:300])
-        if not (type(message) is tuple and len(message) == 3 and message[0] == "ready"
-                and all(type(names) is tuple and all(type(n) is str for n in names) for names in message[1:])):
+        if not (type(message) is tuple and len(message) == 4 and message[0] == "ready" and type(message[3]) is str
+                and all(type(names) is tuple and all(type(n) is str for n in names) for names in message[1:3])):
             process.kill()
             process.wait()
             raise EngineLoadError(f"engine {self.name!r} sent a garbled answer while loading")
-        _, self.supported, self.missing = message
+        _, self.supported, self.missing, declared = message
+        # What the engine says it computes in (its crossgrad_format), or "".
+        self.declared_format: str = declared
         self._process = process
 
     def _kill(self) -> None:

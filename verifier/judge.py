@@ -34,6 +34,7 @@ from dataclasses import dataclass
 from typing import Any, Sequence
 
 from verifier.expr import Program
+from verifier.formats import current as current_format
 from verifier.ops import OPS
 from verifier.printing import format_number as print_number
 from verifier.reference import PointReference
@@ -42,7 +43,7 @@ from verifier.run_engine import EngineOutcome
 __all__ = ["Verdict", "judge_point", "judge_oracle", "finite_or_complex", "PASS", "ERROR", "format_point"]
 
 PASS = 4.0
-ERROR = 1024.0
+ERROR = 1024.0  # in float64; each format has its own (verifier.formats: error_ulps, precision_only)
 PRECISION_ONLY = 1e-5  # relative errors below this are precision losses, not wrong formulas
 KIND_ORDER = ("crash", "timeout", "nondeterministic", "exception", "invalid", "value", "gradient")
 
@@ -109,12 +110,12 @@ def _compare(kind: str, label: str, got: Any, want: float, low: float, high: flo
     relative = error / abs(want) if want else math.inf
     shown = f"exact {format_number(want)}" if low == high else f"exact between {format_number(low)} and {format_number(high)} (kink)"
     if ratio < 1e6:
-        text = f"{label} is {format_number(got)}, {shown}: error {error:.3g} = {ratio:.3g} x the float64 noise floor"
+        text = f"{label} is {format_number(got)}, {shown}: error {error:.3g} = {ratio:.3g} x the {current_format().name} noise floor"
     else:
-        text = f"{label} is {format_number(got)}, {shown}: error {error:.3g}, where float64 allows {floor:.2g}"
-    if ratio <= ERROR:
-        return Verdict(kind, "warning", "precision", text + " (more rounding than float64 needs here)", error=error, floor=floor)
-    cause = "precision" if relative <= PRECISION_ONLY else "engine"
+        text = f"{label} is {format_number(got)}, {shown}: error {error:.3g}, where {current_format().name} allows {floor:.2g}"
+    if ratio <= current_format().error_ulps:
+        return Verdict(kind, "warning", "precision", text + f" (more rounding than {current_format().name} needs here)", error=error, floor=floor)
+    cause = "precision" if relative <= current_format().precision_only else "engine"
     if cause == "precision":
         text += f" (relative error {relative:.2g}: precision lost, e.g. single precision or cancellation)"
     return Verdict(kind, "error", cause, text, error=error, floor=floor)
@@ -176,7 +177,7 @@ def _mixed_sides(truth: PointReference, gradient: Sequence[float], judged: Seque
         if step == 0:
             continue  # that partial is the same on both sides: judged on its own above
         t = (gradient[k] - g0[k]) / step
-        slack = ERROR * truth.gradient_floor[k] / abs(step)
+        slack = current_format().error_ulps * truth.gradient_floor[k] / abs(step)
         low, high = max(low, t - slack), min(high, t + slack)
     if low <= high:
         return []

@@ -27,10 +27,13 @@ import traceback
 from pathlib import Path
 from typing import Any
 
+from verifier.adapters import ADAPTERS, framework_of
+
 __all__ = ["EngineLoadError", "load_engine", "target_of", "absolute_target", "DEFAULT_TARGET", "HOME", "OWN_PACKAGES",
            "own_packages_first", "own_package", "child_path"]
 
 DEFAULT_TARGET = "engine:Value"
+_ADAPTER_NAMES = {target: name for name, (target, _, _) in ADAPTERS.items()}
 
 # The folder that holds crossgrad's own top-level packages (the checkout, or
 # site-packages), and their names: a user's engine.py, reports/ or properties.py in
@@ -196,12 +199,17 @@ class _neighbours:
 
 
 def load_engine(target: str = DEFAULT_TARGET) -> type:
-    """Import and return the engine class named by ``target``.
+    """Import and return the engine class named by ``target``: ``module:Class``,
+    ``file.py:Class``, or the name of a framework adapter (``"torch"``, ``"jax"``,
+    ``"torch:float32"``: see :data:`verifier.adapters.ADAPTERS`).
 
     Raises:
-        EngineLoadError: missing file or module, missing attribute, not a class, or
-            an exception while importing the user's code.
+        EngineLoadError: missing file or module, missing attribute, not a class, an
+            exception while importing the user's code, or an adapter's framework
+            not installed.
     """
+    if isinstance(target, str) and target in ADAPTERS:
+        return _load_adapter(target)
     location, name = _split(target)
     if location.endswith(".py") or "/" in location or "\\" in location:
         module = _import_file(Path(location))
@@ -226,6 +234,19 @@ def load_engine(target: str = DEFAULT_TARGET) -> type:
     return engine
 
 
+def _load_adapter(name: str) -> type:
+    """The class behind an adapter name (``"jax"``, ``"torch:float32"``)."""
+    target, _, extra = ADAPTERS[name]
+    framework = framework_of(name)
+    try:
+        found = importlib.util.find_spec(framework) is not None
+    except (ImportError, ValueError):
+        found = False
+    if not found:
+        raise EngineLoadError(f"engine {name!r} needs {framework}: pip install 'crossgrad[{extra}]'")
+    return load_engine(target)
+
+
 def target_of(engine: type) -> str | None:
     """A target string that loads ``engine`` again in another process, if any."""
     module = sys.modules.get(engine.__module__)
@@ -239,7 +260,8 @@ def target_of(engine: type) -> str | None:
     file = getattr(module, "__file__", None)
     if file and not _importable(engine.__module__):
         return f"{file}:{qualname}"  # loaded from a file under a name of its own
-    return f"{engine.__module__}:{qualname}"
+    target = f"{engine.__module__}:{qualname}"
+    return _ADAPTER_NAMES.get(target, target)  # an adapter by its name ("torch:float32")
 
 
 def _importable(name: str) -> bool:
@@ -259,6 +281,8 @@ def absolute_target(target: str) -> str:
     ``/home/me/my_value.py:Value``), so that the report's engine can be replayed from
     any folder; anything else (a module, a missing file: its error names it as
     typed) as is."""
+    if target in ADAPTERS:
+        return target
     location, sep, name = target.rpartition(":")
     if sep and (location.endswith(".py") or "/" in location or "\\" in location) and Path(location).is_file():
         return f"{os.path.abspath(location)}:{name}"

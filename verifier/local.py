@@ -71,6 +71,8 @@ class LocalRule:
         mpmath: ``f(*args) -> (d_0, ..., dd_...)`` in mpmath at the current precision
             (``inf`` for a derivative infinite there).
         kinks: where the derivative jumps (see :func:`one_sided` for either side).
+        depends: for each derivative of ``numpy``/``mpmath``, the arguments it
+            depends on (add's 1 depends on none).
     """
 
     op: str
@@ -79,6 +81,7 @@ class LocalRule:
     numpy: Callable[..., tuple[Any, ...]]
     mpmath: Callable[..., tuple[Any, ...]]
     kinks: tuple[Kink, ...] = ()
+    depends: tuple[frozenset[int], ...] = ()
 
 
 def _no_delta(expr: sympy.Expr) -> sympy.Expr:
@@ -276,4 +279,5 @@ def local_rule(op: str, param: float | None = None) -> LocalRule:
         numpy=_numpy_all(symbols, exprs),
         mpmath=_mpmath_each(symbols, exprs),
         kinks=tuple(_kink(g, symbols) for g in kink_functions(f)),
+        depends=tuple(frozenset(k for k, s in enumerate(symbols) if s in d.free_symbols) for d in exprs),
     )

@@ -84,8 +84,8 @@ def _differences(program: Program, points: np.ndarray, h: np.ndarray) -> list[np
     out = []
     for level, fraction in enumerate(fractions):
         # Divide by the step actually taken, after rounding x +- h.
-        width = np.stack([(points[:, k] + fraction * h[:, k]) - (points[:, k] - fraction * h[:, k]) for k in range(nvars)])
-        with np.errstate(all="ignore"):
+        with np.errstate(all="ignore"):  # an input a narrow format holds as inf: inf - inf
+            width = np.stack([(points[:, k] + fraction * h[:, k]) - (points[:, k] - fraction * h[:, k]) for k in range(nvars)])
             out.append(((f[level, 0] - f[level, 1]) / width).T)
     return out
 

@@ -45,14 +45,14 @@ import numpy as np
 
 from verifier.expr import Program
 from verifier.local import local_rule, one_sided
-from verifier.ops import OPS, U, Op
+from verifier.formats import current as current_format
+from verifier.ops import OPS, Op
 
 __all__ = ["Sweep", "PointReference", "sweep", "exact", "truth_at", "adjoints_at", "NEAR", "DIGITS", "JUDGED", "UNJUDGED"]
 
 DIGITS = 50  # precision of the exact reference
 NEAR = 16.0  # within this many noise floors of an edge or a kink is "near" it
 PRODUCT_ULPS = 3.0  # rounding of one chain-rule product such as g * (-a / b**2)
-TINY = 2.0**-1022  # absolute: a subnormal result may be flushed to zero (= DBL_MIN)
 MAX_KINKS = 6  # more kinks at one point than this: too many one-sided combinations
 # A monotone op whose value moves more than LINEAR floors over its input's noise is
 # not linear there (a linear op moves exactly 2 floors: the margin keeps neg of 1e20
@@ -64,6 +64,25 @@ NONLINEAR_NOISE = 1e-3
 DBL_MAX = float(np.finfo(float).max)
 DBL_MIN = 2.0**-1022  # smallest normal float
 SUBNORMAL_ULP = 2.0**-1074  # the spacing of subnormal floats
+
+
+# The engine's number format (verifier.formats): float64 unless a campaign says so.
+# Its unit roundoff, smallest normal (a result below it may be flushed to zero),
+# largest finite number and subnormal spacing replace float64's in the noise model.
+def _u() -> float:
+    return current_format().unit_roundoff
+
+
+def _tiny() -> float:
+    return current_format().smallest_normal
+
+
+def _max() -> float:
+    return current_format().largest
+
+
+def _subnormal() -> float:
+    return current_format().subnormal_spacing
 
 
 # -- the noise model, for numpy arrays (m = np) and mpmath numbers (m = mpmath) ------
@@ -120,7 +139,7 @@ def _forward_floor(m: Any, spec: Op, argv: list[Any], out: Any, param: Any, deri
     """Noise floor of one op's value: its own rounding plus its inputs' noise, to
     second order (t * t where t is a rounded 0 is not exactly 0)."""
     n = len(argv)
-    own = spec.ulps * U * spec.value_scale(m, argv, out, param) + TINY
+    own = spec.ulps * _u() * spec.value_scale(m, argv, out, param) + _tiny()
     first = sum(_times(m.fabs(derivatives[k]), errors[k]) for k in range(n))
     second = sum(_times(_times(m.fabs(derivatives[n + j * n + k]), errors[j]), errors[k]) for j in range(n) for k in range(n))
     if _beyond_second_order(spec, param):
@@ -174,7 +193,7 @@ def _reverse(m: Any, program: Program, values: list[Any], locals_: list[tuple[An
     users = program.users()
     for i in range(n - 1, -1, -1):
         if users[i] > 1:
-            E[i] = E[i] + (users[i] - 1) * U * S[i]
+            E[i] = E[i] + (users[i] - 1) * _u() * S[i]
         args = program.args[i]
         if not args:
             continue
@@ -194,13 +213,13 @@ def _reverse(m: Any, program: Program, values: list[Any], locals_: list[tuple[An
                 continue
             # How wrong the local derivative itself may be: its own rounding, and
             # its inputs' noise moving it (through the second derivatives).
-            # A subnormal derivative may be flushed to zero: TINY, as for values.
+            # A subnormal derivative may be flushed to zero: _tiny(), as for values.
             p = program.params[i]
             lost_args, unbounded = (lossy or {}).get(i, ((), False))
             if k in lost_args and unbounded or (m is not np and not d < inf) or (exact is not None and _unbounded(d)):
                 D = inf  # no float64 formula gives this derivative (or float64 holds it as inf)
             else:
-                D = spec.ulps * U * spec.grad_scales[k](m, argv, values[i], p) + TINY
+                D = spec.ulps * _u() * spec.grad_scales[k](m, argv, values[i], p) + _tiny()
                 D = D + sum(_moved(m.fabs(seconds[k * arity + q]), e[jq]) for q, jq in enumerate(args))
                 if _beyond_second_order(spec, p):  # the derivative p * x**(p - 1)
                     D = _larger(m, D, abs(p) * _power_spread(m, argv[0], e[args[0]], p - 1.0))
@@ -210,7 +229,7 @@ def _reverse(m: Any, program: Program, values: list[Any], locals_: list[tuple[An
             S[j] = S[j] + size
             # (g + dg)(d + dD) - g d: first-order terms, and the product of the two
             # errors, which is all there is where g and d are both exactly 0.
-            E[j] = E[j] + _times(m.fabs(d), E[i]) + _bound(m.fabs(g[i]), D) + _times(D, E[i]) + PRODUCT_ULPS * U * size + TINY
+            E[j] = E[j] + _times(m.fabs(d), E[i]) + _bound(m.fabs(g[i]), D) + _times(D, E[i]) + PRODUCT_ULPS * _u() * size + _tiny()
             if exact is not None and k in formula_args:
                 E[j] = E[j] + _lost_term(spec, [exact[0][q] for q in args], exact[1][i], size)
             if m is not np and _unbounded(c):
@@ -225,7 +244,7 @@ def _lost_term(spec: Op, argv: list[Any], adjoint: Any, size: Any) -> Any:
     terms = spec.adjoint_intermediates(mpmath, argv, adjoint)
     if any(_unbounded(t) for t in terms):
         return mpmath.inf if isinstance(size, mpmath.mpf) else math.inf
-    if any(0 < abs(t) < DBL_MIN for t in terms):
+    if any(0 < abs(t) < _tiny() for t in terms):
         return size
     return _zero_like(size)
 
@@ -279,7 +298,7 @@ def sweep(program: Program, points: np.ndarray) -> Sweep:
                 value = points[:, param].copy() if op == "var" else np.full(count, param)
                 values.append(value)
                 locals_.append(())
-                e.append(U * np.abs(value) if op == "var" else np.zeros(count))  # an input may be off by an ulp
+                e.append(_u() * np.abs(value) if op == "var" else np.zeros(count))  # an input may be off by an ulp
                 continue
             spec = OPS[op]
             argv = [values[j] for j in args]
@@ -306,14 +325,14 @@ def sweep(program: Program, points: np.ndarray) -> Sweep:
             for x in (value, *derivatives):
                 finite &= np.isfinite(x)
             for x in spec.intermediates(np, argv, param):
-                finite &= np.isfinite(x) & ((x == 0) | (np.abs(x) >= DBL_MIN))
+                finite &= np.isfinite(x) & ((x == 0) | (np.abs(x) >= _tiny()))
             for x in spec.value_intermediates(np, argv, param):
                 finite &= np.isfinite(x)
         g, E = _reverse(np, program, values, locals_, e)
         for x in (*e, *g, *E):
             finite &= np.isfinite(x)
         for x, noise in (*zip(values, e), *zip(g, E)):
-            finite &= np.abs(x) + noise <= DBL_MAX  # within noise of overflow: the exact path
+            finite &= np.abs(x) + noise <= _max()  # within noise of overflow: the exact path
         slots = _gradient_nodes(program)
         gradient = np.stack([g[s] for s in slots], axis=1)
         gradient_floor = np.stack([E[s] for s in slots], axis=1)
@@ -421,7 +440,7 @@ def _floor_float(x: Any) -> float:
     """A noise floor as a float: one beyond float64 (or nan, where the model broke
     down) is infinite."""
     f = _to_float(x)
-    return f if f <= DBL_MAX else math.inf
+    return f if f <= _max() else math.inf
 
 
 def _describe(op: str, args: Sequence[int], values: Sequence[Any], node: int) -> str:
@@ -430,7 +449,7 @@ def _describe(op: str, args: Sequence[int], values: Sequence[Any], node: int) ->
 
 
 def _unbounded(x: Any) -> bool:
-    return not mpmath.isfinite(x) or abs(x) > DBL_MAX
+    return not mpmath.isfinite(x) or abs(x) > _max()
 
 
 def _terms(intermediates: Any, argv: list[Any], param: Any) -> tuple[Any, ...]:
@@ -554,7 +573,7 @@ def _exact(program: Program, point: Sequence[float], m: Any, classify: bool) -> 
             locals_.append(())
             mvalues.append(_as(m, value))
             mlocals.append(())
-            e.append(U * abs(mvalues[-1]) if op == "var" else 0 * mvalues[-1])
+            e.append(_u() * abs(mvalues[-1]) if op == "var" else 0 * mvalues[-1])
             continue
         spec = OPS[op]
         argv = [values[j] for j in args]
@@ -566,7 +585,12 @@ def _exact(program: Program, point: Sequence[float], m: Any, classify: bool) -> 
                 raise _Lossy
             known = [a if mpmath.isfinite(a) and not (spec.transcendental and _astronomical(a)) else mpmath.nan for a in argv]
             values.append(mpmath.nan)
-            locals_.append(local_rule(op, param).mpmath(*known))
+            rule = local_rule(op, param)
+            unknown = {j for j, a in enumerate(known) if mpmath.isnan(a)}
+            # A derivative of an unknown argument is unknown (relu's step at nan is
+            # not 1), whatever a formula's branches make of nan.
+            locals_.append(tuple(mpmath.nan if rule.depends[k] & unknown else d
+                                 for k, d in enumerate(rule.mpmath(*(a if j not in unknown else mpmath.mpf(1) for j, a in enumerate(known))))))
             mvalues.append(mpmath.nan)
             mlocals.append(locals_[-1])
             e.append(mpmath.inf)
@@ -603,7 +627,7 @@ def _exact(program: Program, point: Sequence[float], m: Any, classify: bool) -> 
             sides = [_sides(len(local_rule(op, param).kinks), at_kink, signs) for signs in itertools.product((1, -1), repeat=len(at_kink))]
             steeper = tuple(max(abs(_as(m, one_sided(op, param, c)(*argv)[k])) for c in sides) for k in range(len(args)))
             slopes = steeper + tuple(slopes[len(args):])
-        if abs(value) > DBL_MAX:
+        if abs(value) > _max():
             e.append(inf)  # float64 holds inf (or raised) here: downstream, anything goes
         else:
             e.append(_forward_floor(m, spec, margv, mvalues[-1], param, slopes, [e[j] for j in args]))
@@ -614,9 +638,9 @@ def _exact(program: Program, point: Sequence[float], m: Any, classify: bool) -> 
             # A subnormal intermediate (b**-1 at a huge b) keeps fewer digits: an
             # absolute error of 2**-1075 in it, times the rest of the product.
             for t in steps:
-                if 0 < abs(t) < DBL_MIN:
-                    e[-1] = e[-1] + _as(m, abs(value) * SUBNORMAL_ULP / abs(t))
-        if abs(value) + e[-1] > DBL_MAX:
+                if 0 < abs(t) < _tiny():
+                    e[-1] = e[-1] + _as(m, abs(value) * _subnormal() / abs(t))
+        if abs(value) + e[-1] > _max():
             e[-1] = inf  # within noise of overflow: a valid float64 computation may overflow
         if m is FLOATS and not math.isfinite(e[-1]):
             raise _Lossy  # the float floor overflowed (inf, or nan from inf * 0)
@@ -632,7 +656,7 @@ def _exact(program: Program, point: Sequence[float], m: Any, classify: bool) -> 
         # that underflows may lose the derivative, but to about 0, not to garbage.
         if any(_unbounded(t) for t in steps):
             lossy[i] = (spec.intermediate_args or tuple(range(len(args))), True)
-        elif any(0 < abs(x) < DBL_MIN for x in steps):
+        elif any(0 < abs(x) < _tiny() for x in steps):
             lossy[i] = (spec.intermediate_args or tuple(range(len(args))), False)
     if classify and len(kinks) > MAX_KINKS:
         raise stop("ill-conditioned", f"{len(kinks)} kinks at this point", kinks[0][0])
@@ -688,7 +712,7 @@ def _status(exact_value: Any, floor: float, undefined: bool) -> str:
         return "undefined"
     if not mpmath.isfinite(exact_value):
         return "not-representable" if mpmath.isinf(exact_value) else "noise-beyond-float64"
-    if abs(exact_value) > DBL_MAX:
+    if abs(exact_value) > _max():
         return "not-representable"
     if not floor < math.inf:
         return "noise-beyond-float64"
@@ -709,8 +733,9 @@ def _summary(program: Program, values: list[Any], kinks: list[int], undefined: d
              value_status: str, gradient_status: tuple[str, ...]) -> tuple[str, str, int | None]:
     """The point's class and its detail, from what is judged there."""
     if value_status != JUDGED:
-        node = next((i for i, v in enumerate(values) if not mpmath.isfinite(v) or abs(v) > DBL_MAX), len(values) - 1)
-        why = "overflows float64" if abs(values[node]) > DBL_MAX else "is beyond what float64 can compute"
+        node = next((i for i, v in enumerate(values) if not mpmath.isfinite(v) or abs(v) > _max()), len(values) - 1)
+        name = current_format().name
+        why = f"overflows {name}" if abs(values[node]) > _max() else f"is beyond what {name} can compute"
         return "not-representable", f"node {node} ({program.ops[node]}) {why}: the value is not judged", node
     if "undefined" in gradient_status:
         node = min(undefined)

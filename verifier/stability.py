@@ -26,6 +26,7 @@ import numpy as np
 
 from verifier.expr import apply, compile_program, var
 from verifier.hosts import EngineCrash, EngineTimeout
+from verifier.formats import current as current_format
 from verifier.judge import judge_point
 from verifier.ops import OPS
 from verifier.printing import format_number
@@ -72,6 +73,7 @@ def _failures(host: Any, op: str, param: float | None, scanned: int, values: Seq
     program = compile_program(apply(op, *(var(n) for n in "xy"[:arity]), param=param))
     points = np.full((len(values), arity), OTHER)
     points[:, scanned] = values
+    points = current_format().round(points)  # what the engine's format holds of them
     try:
         outcomes = host.run(program, points)
     except (EngineCrash, EngineTimeout) as error:

@@ -39,6 +39,7 @@ import numpy as np
 from hypothesis import strategies as st
 
 from verifier.expr import Expr, apply, const, var
+from verifier.formats import current as current_format
 from verifier.ops import DEFAULT_OPS, OPS
 
 __all__ = ["expressions", "scalars", "points", "cases", "Case", "EXPONENTS", "SIMPLE", "FORMAT_EDGES", "variable_names", "decode_scalar"]
@@ -232,7 +233,8 @@ def _decode_points(data: bytes, count: int, width: int) -> np.ndarray:
     for column in range(1, width):
         copy = kind[:, column] >> 5 == 5
         out[copy, column] = out[copy, column - 1]
-    return out
+    # The numbers the engine's format holds (0.1 in float32 is 0.10000000149...).
+    return current_format().round(out)
 
 
 def points(variables: int | Sequence[str], *, count: int = 1) -> st.SearchStrategy[np.ndarray]:
