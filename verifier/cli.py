@@ -33,6 +33,8 @@ Examples:
   verifier check --ops +gelu,+maximum --op 'softplus(x) = log(1 + exp(x))'
   verifier compare "tanh(x0*x1) - 3/x1" --at x0=0.5,x1=2
   verifier replay report.json --id F1a2b3c4d
+  verifier check --engine torch:float32 --report torch32.html
+  verifier survey --examples 3000 --seeds 1,2,3
 """
 
 
@@ -94,11 +96,15 @@ def cli() -> None:
                    "judged by what that format allows, at inputs that format holds.")
 @click.option("--op", "op_texts", multiple=True, metavar="DEFINITION",
               help="Define an op from its formula and check it: 'softplus(x) = log(1 + exp(x))' (repeatable).")
+@click.option("--custom", "customs", multiple=True, metavar="OP=TARGET",
+              help="With a framework --engine (torch, jax, ...): op OP is computed by TARGET, a custom gradient "
+                   "(my_ops.py:MySoftplus, a torch.autograd.Function or a jax.custom_vjp function) checked against "
+                   "OP's formula (--op) in random graphs of the framework's ops. Repeatable.")
 @click.option("--ops-file", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help="Define the ops of a TOML file's [ops.NAME] tables (formula, method, domain, ...) and check them.")
 def check(target: str, examples: int, seed: int, ops: str | None, json_path: Path | None, report_path: Path | None,
           timeout: float, time_budget: float | None, workers: int, unstable: str, dtype: str | None,
-          op_texts: tuple[str, ...], ops_file: Path | None) -> None:
+          op_texts: tuple[str, ...], customs: tuple[str, ...], ops_file: Path | None) -> None:
     """Run a campaign against an engine and report every discrepancy."""
     from verifier.campaign import check_engine
     from verifier.ops import op_names
@@ -117,10 +123,14 @@ def check(target: str, examples: int, seed: int, ops: str | None, json_path: Pat
         if path is not None and not path.parent.exists():
             raise UsageFailure(f"cannot write {path}: folder {path.parent} does not exist")
     used = _workers(workers, examples)
+    engine: Any = target
+    isolate = None
+    if customs:
+        engine, isolate, used = _custom_engine(target, customs), False, 1
     console = _console(stderr=True)
     with _Progress(console) as update:
         try:
-            result = check_engine(target, examples=examples, seed=seed, ops=chosen, timeout=timeout,
+            result = check_engine(engine, examples=examples, seed=seed, ops=chosen, timeout=timeout, isolate=isolate,
                                   time_budget=time_budget, workers=used, progress=update, unstable=unstable, dtype=dtype)
         except ValueError as error:  # includes EngineLoadError
             raise UsageFailure(str(error)) from None
@@ -143,6 +153,33 @@ def check(target: str, examples: int, seed: int, ops: str | None, json_path: Pat
     if result.findings:
         raise SystemExit(1)
     raise SystemExit(NOTHING_JUDGED if result.unjudged else 0)
+
+
+def _custom_engine(target: str, customs: tuple[str, ...]) -> type:
+    """The framework adapter ``target`` with each ``OP=TARGET`` implementation."""
+    from verifier.adapters import ADAPTERS
+    from verifier.custom import engine_with
+    from verifier.loader import EngineLoadError, load_object
+    from verifier.ops import OPS
+
+    if target not in ADAPTERS:
+        raise UsageFailure(f"--custom needs a framework --engine ({', '.join(ADAPTERS)}), got {target!r}")
+    implementations = {}
+    for text in customs:
+        op, _, where = text.partition("=")
+        op = op.strip()
+        if not op or not where.strip():
+            raise UsageFailure(f"--custom {text!r}: expected OP=file.py:Function, e.g. softplus=my_ops.py:MySoftplus")
+        if op not in OPS:
+            raise UsageFailure(f"--custom {text!r}: op {op!r} is not defined; give its formula with --op '{op}(x) = ...'")
+        try:
+            implementations[op] = load_object(where.strip())
+        except EngineLoadError as error:
+            raise UsageFailure(f"--custom {text!r}: {error}") from None
+    try:
+        return engine_with(target, implementations)
+    except (ValueError, TypeError) as error:
+        raise UsageFailure(f"--custom: {error}") from None
 
 
 def _define(texts: tuple[str, ...], ops_file: Path | None) -> tuple[str, ...]:
@@ -315,6 +352,37 @@ def compare(expression: str, at: str, target: str, op_texts: tuple[str, ...]) ->
         raise UsageFailure(str(error)) from None
     print(result)
     raise SystemExit(1 if result.verdict == "disagree" else 0)
+
+
+# -- survey ----------------------------------------------------------------------------------
+
+@cli.command(epilog=EXAMPLES)
+@click.option("--frameworks", default=None, metavar="LIST",
+              help="Adapters to run, e.g. torch,torch:float32,jax (default: every installed one).")
+@click.option("--examples", type=click.IntRange(min=1), default=3000, show_default=True, help="Examples per framework and seed.")
+@click.option("--seeds", default="1,2,3", show_default=True, metavar="LIST", help="Comma-separated seeds.")
+@click.option("--ops", default=None, metavar="LIST", help="Ops to exercise (default: each framework's; 'all' adds the library).")
+@click.option("--out", "out_dir", type=click.Path(file_okay=False, path_type=Path), default=Path("survey"), show_default=True,
+              help="Folder for survey.md, survey.json and one report per framework and seed.")
+def survey(frameworks: str | None, examples: int, seeds: str, ops: str | None, out_dir: Path) -> None:
+    """Run every installed framework adapter and write one table of what was found."""
+    from verifier.survey import survey as run_survey
+
+    try:
+        chosen_seeds = [int(s) for s in seeds.split(",") if s.strip()]
+    except ValueError:
+        raise UsageFailure(f"--seeds {seeds!r}: expected comma-separated integers such as 1,2,3") from None
+    if not chosen_seeds or min(chosen_seeds) < 0:
+        raise UsageFailure(f"--seeds {seeds!r}: expected comma-separated integers >= 0")
+    names = [n.strip() for n in frameworks.split(",") if n.strip()] if frameworks else None
+    try:
+        result = run_survey(names, examples=examples, seeds=chosen_seeds, ops=ops, out_dir=out_dir,
+                            progress=lambda text: print(f"verifier: survey: {text}", file=sys.stderr, flush=True))
+    except ValueError as error:
+        raise UsageFailure(str(error)) from None
+    print(result.to_markdown())
+    print(f"\ntable: {out_dir / 'survey.md'}; reports: {out_dir}/")
+    raise SystemExit(1 if any(r.errors for r in result.rows) else 0)
 
 
 # -- replay ----------------------------------------------------------------------------------

@@ -225,7 +225,9 @@ class InProcess:
 
     def __init__(self, engine: type, name: str | None = None) -> None:
         self.engine = engine
-        self.name = name or target_of(engine) or engine_name(engine)
+        # An engine made in this process (a framework with a custom gradient) names itself.
+        said = getattr(engine, "crossgrad_name", None)
+        self.name = name or (said if isinstance(said, str) else None) or target_of(engine) or engine_name(engine)
         self.supported, self.missing = probe(engine)
 
     def run(self, program: Program, points: Sequence[Sequence[float]], record: bool = False) -> list[EngineOutcome]:

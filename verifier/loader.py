@@ -29,7 +29,7 @@ from typing import Any
 
 from verifier.adapters import ADAPTERS, framework_of
 
-__all__ = ["EngineLoadError", "load_engine", "target_of", "absolute_target", "DEFAULT_TARGET", "HOME", "OWN_PACKAGES",
+__all__ = ["EngineLoadError", "load_engine", "load_object", "target_of", "absolute_target", "DEFAULT_TARGET", "HOME", "OWN_PACKAGES",
            "own_packages_first", "own_package", "child_path"]
 
 DEFAULT_TARGET = "engine:Value"
@@ -210,6 +210,19 @@ def load_engine(target: str = DEFAULT_TARGET) -> type:
     """
     if isinstance(target, str) and target in ADAPTERS:
         return _load_adapter(target)
+    engine = load_object(target)
+    if not inspect.isclass(engine):
+        raise EngineLoadError(f"engine target {target!r}: {target.rpartition(':')[2]!r} is a {type(engine).__name__}, expected a class")
+    return engine
+
+
+def load_object(target: str) -> Any:
+    """Import and return what ``module:name`` or ``file.py:name`` names (a class, a
+    function: a custom gradient's implementation, see :mod:`verifier.custom`).
+
+    Raises:
+        EngineLoadError: as :func:`load_engine`, but any object is accepted.
+    """
     location, name = _split(target)
     if location.endswith(".py") or "/" in location or "\\" in location:
         module = _import_file(Path(location))
@@ -228,10 +241,7 @@ def load_engine(target: str = DEFAULT_TARGET) -> type:
         classes = sorted(n for n, v in vars(module).items() if inspect.isclass(v) and getattr(v, "__module__", None) == module.__name__)
         hint = f" (classes there: {', '.join(classes)})" if classes else ""
         raise EngineLoadError(f"engine target {target!r}: module {location!r} has no attribute {name!r}{hint}")
-    engine = getattr(module, name)
-    if not inspect.isclass(engine):
-        raise EngineLoadError(f"engine target {target!r}: {name!r} is a {type(engine).__name__}, expected a class")
-    return engine
+    return getattr(module, name)
 
 
 def _load_adapter(name: str) -> type:
