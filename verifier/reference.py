@@ -657,7 +657,8 @@ def _exact(program: Program, point: Sequence[float], m: Any, classify: bool) -> 
         if any(_unbounded(t) for t in steps):
             lossy[i] = (spec.intermediate_args or tuple(range(len(args))), True)
         elif any(0 < abs(x) < _tiny() for x in steps):
-            lossy[i] = (spec.intermediate_args or tuple(range(len(args))), False)
+            # A format that flushes it to zero (XLA) then divides by 0: anything at all.
+            lossy[i] = (spec.intermediate_args or tuple(range(len(args))), current_format().flushes_subnormals)
     if classify and len(kinks) > MAX_KINKS:
         raise stop("ill-conditioned", f"{len(kinks)} kinks at this point", kinks[0][0])
     slots = _gradient_nodes(program)
