@@ -569,6 +569,10 @@ def _exact(program: Program, point: Sequence[float], m: Any, classify: bool) -> 
     for i, (op, args, param) in enumerate(zip(program.ops, program.args, program.params)):
         if op in ("var", "const"):
             value = mpmath.mpf(float(point[param]) if op == "var" else param)
+            if not mpmath.isfinite(value):
+                # An input the engine's format holds as inf (1e39 in float32): nothing
+                # computed from it means anything.
+                raise stop("not-representable", f"{program.variables[param]} = {float(value)} in {current_format().name}", i)
             values.append(value)
             locals_.append(())
             mvalues.append(_as(m, value))
