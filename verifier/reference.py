@@ -216,8 +216,11 @@ def _reverse(m: Any, program: Program, values: list[Any], locals_: list[tuple[An
             # A subnormal derivative may be flushed to zero: _tiny(), as for values.
             p = program.params[i]
             lost_args, unbounded = (lossy or {}).get(i, ((), False))
-            if k in lost_args and unbounded or (m is not np and not d < inf) or (exact is not None and _unbounded(d)):
-                D = inf  # no float64 formula gives this derivative (or float64 holds it as inf)
+            if (k in lost_args and unbounded or (m is not np and not d < inf) or (exact is not None and _unbounded(d))
+                    or exact is not None and any(_unbounded(exact[0][args[q]]) for q in local_rule(spec.name, p).depends[k])):
+                # No float64 formula gives this derivative, float64 holds it as inf, or
+                # float64 holds an argument as inf (softsign' at x*x = inf: 0, or nan).
+                D = inf
             else:
                 D = spec.ulps * _u() * spec.grad_scales[k](m, argv, values[i], p) + _tiny()
                 D = D + sum(_moved(m.fabs(seconds[k * arity + q]), e[jq]) for q, jq in enumerate(args))

@@ -36,6 +36,9 @@ ADAPTERS: dict[str, tuple[str, str, str]] = {
     "jax:float32": ("verifier.adapters.jax_adapter:Float32", "float32-ftz", "jax"),
     "autograd": ("verifier.adapters.autograd_adapter:Float64", "float64", "autograd"),
     "mygrad": ("verifier.adapters.mygrad_adapter:Float64", "float64", "mygrad"),
+    # tinygrad's CPU device compiles its kernels with clang (it must be installed).
+    "tinygrad": ("verifier.adapters.tinygrad_adapter:Float64", "float64", "tinygrad"),
+    "tinygrad:float32": ("verifier.adapters.tinygrad_adapter:Float32", "float32", "tinygrad"),
 }
 
 
