@@ -37,7 +37,7 @@ import mpmath
 import numpy as np
 import sympy
 
-from verifier.local import NUMPY_MODULES
+from verifier.local import NUMPY_MODULES, exactly
 from verifier.formula import FormulaError, parse_condition, parse_formula
 from verifier.ops import OPS, Constraint, Op
 
@@ -106,7 +106,7 @@ def _compiled(expr: Any, module: str, arity: int) -> Callable[..., Any]:
     user's text is never evaluated."""
     function = sympy.lambdify(_SYMBOLS[:arity], expr, modules=NUMPY_MODULES if module == "numpy" else module)
     if module != "numpy":
-        return function
+        return exactly(function)  # the formula may cancel at 50 digits: settle its digits
 
     def vectorised(*args: Any) -> Any:
         with np.errstate(all="ignore"):

@@ -32,7 +32,7 @@ import sympy
 
 from verifier.ops import OPS
 
-__all__ = ["LocalRule", "Kink", "local_rule", "one_sided", "kink_functions"]
+__all__ = ["LocalRule", "Kink", "local_rule", "one_sided", "kink_functions", "exactly"]
 
 _A, _B = sympy.symbols("a b", real=True)
 # numpy has no erf: the math module's, element by element (no SciPy needed).
@@ -101,10 +101,55 @@ def _formula(op: str, param: float | None) -> tuple[sympy.Expr, tuple[sympy.Symb
     return spec.sympy(*symbols, param), symbols
 
 
-def _mpmath_each(symbols: tuple[sympy.Symbol, ...], exprs: list[sympy.Expr]) -> Callable[..., tuple[Any, ...]]:
+MAX_DIGITS = 1600  # adaptive precision stops here: past it the quantity is unknown
+ZERO_DIGITS = 400  # a 0 is believed only if it is still 0 at this many digits
+
+
+def exactly(function: Callable[..., Any]) -> Callable[..., Any]:
+    """``function`` (an mpmath formula) evaluated until more digits change nothing:
+    at the working precision and at twice it, doubling until two agree to all but a
+    few of the working precision's digits. A formula as SymPy writes it may cancel (gelu's
+    ``1 + erf(x/sqrt(2))`` at x = -30 is 1e-197: 0 at 50 digits); if 1,600 digits
+    do not settle it, the result is ``nan`` (unknown, so not judged).
+
+    Example:
+        >>> f = exactly(lambda x: (1 + x) - 1)
+        >>> with mpmath.workdps(30):
+        ...     float(f(mpmath.mpf("1e-60")))
+        1e-60
+    """
+
+    def settled(*args: Any) -> Any:
+        digits = wanted = mpmath.mp.dps
+        previous = _at(function, args, digits)
+        while digits < MAX_DIGITS:
+            digits *= 2
+            current = _at(function, args, digits)
+            if current == previous == 0 and digits < ZERO_DIGITS:
+                continue  # a total cancellation at both precisions may still be one: look deeper
+            if current == previous or (mpmath.isfinite(current) and mpmath.isfinite(previous)
+                                       and abs(current - previous) <= abs(current) * mpmath.mpf(10) ** (5 - wanted)):
+                return +current  # rounded to the caller's precision
+            previous = current
+        return mpmath.nan
+
+    return settled
+
+
+def _at(function: Callable[..., Any], args: tuple[Any, ...], digits: int) -> Any:
+    with mpmath.workdps(digits):
+        try:
+            return function(*args)
+        except ZeroDivisionError:
+            return mpmath.inf
+
+
+def _mpmath_each(symbols: tuple[sympy.Symbol, ...], exprs: list[sympy.Expr], settle: bool = False) -> Callable[..., tuple[Any, ...]]:
     # One function per derivative: one infinite at this point (x**1.5's second
     # derivative at 0) must not take the others with it.
     functions = [sympy.lambdify(symbols, expr, modules="mpmath") for expr in exprs]
+    if settle:
+        functions = [exactly(f) for f in functions]
 
     def evaluate(*args: Any) -> tuple[Any, ...]:
         out = []
@@ -231,7 +276,7 @@ def one_sided(op: str, param: float | None, sides: tuple[int, ...]) -> Callable[
     """
     f, symbols = _formula(op, param)
     f = _resolve(f, {g: side for g, side in zip(kink_functions(f), sides) if side})
-    return _mpmath_each(symbols, [sympy.diff(f, s) for s in symbols])
+    return _mpmath_each(symbols, [sympy.diff(f, s) for s in symbols], settle=bool(OPS[op].formula))
 
 
 def _on_kink(g: sympy.Expr, symbols: tuple[sympy.Symbol, ...]) -> tuple[float, ...] | None:
@@ -277,7 +322,8 @@ def local_rule(op: str, param: float | None = None) -> LocalRule:
         param=param,
         formulas=tuple(str(d.subs({_A: sympy.Symbol("a"), _B: sympy.Symbol("b")})) for d in first),
         numpy=_numpy_all(symbols, exprs),
-        mpmath=_mpmath_each(symbols, exprs),
+        # A defined op's formulas may cancel at 50 digits: their digits are settled.
+        mpmath=_mpmath_each(symbols, exprs, settle=bool(OPS[op].formula)),
         kinks=tuple(_kink(g, symbols) for g in kink_functions(f)),
         depends=tuple(frozenset(k for k, s in enumerate(symbols) if s in d.free_symbols) for d in exprs),
     )
