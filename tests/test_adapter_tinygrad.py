@@ -179,6 +179,7 @@ def _show(findings: list[Any]) -> str:
                      for f in findings)
 
 
+@pytest.mark.slow
 def test_a_float32_campaign_runs_and_its_speed() -> None:
     from verifier import check_engine
 
