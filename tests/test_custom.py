@@ -42,3 +42,29 @@ def test_cli_custom() -> None:
     bad = subprocess.run([sys.executable, "-m", "verifier", "check", "--engine", "engine:Value", "--op", "sp(x) = x",
                           "--custom", "sp=x.py:F"], capture_output=True, text=True, cwd=ROOT, timeout=300)
     assert bad.returncode == 2 and "--custom needs a framework --engine" in bad.stderr
+
+
+def test_a_jax_custom_vjp_missing_the_upstream_gradient_is_caught() -> None:
+    jax = pytest.importorskip("jax")
+    jnp = pytest.importorskip("jax.numpy")
+
+    def make(upstream: bool):
+        @jax.custom_vjp
+        def softplus(x):
+            return jnp.logaddexp(x, 0.0)
+
+        def forward(x):
+            return softplus(x), x
+
+        def backward(x, g):
+            return ((g if upstream else 1.0) * jax.nn.sigmoid(x),)
+
+        softplus.defvjp(forward, backward)
+        return softplus
+
+    right = check_custom(make(True), "log(1 + exp(x))", name="jax_softplus", framework="jax", ops="add,mul,tanh",
+                         examples=150, seed=0)
+    assert right.findings == ()
+    wrong = check_custom(make(False), "log(1 + exp(x))", name="jax_softplus", framework="jax", ops="add,mul,tanh",
+                         examples=150, seed=0)
+    assert {(f.kind, f.blame.op) for f in wrong.findings} == {("gradient", "jax_softplus")}
