@@ -38,6 +38,7 @@ import numpy as np
 import sympy
 
 from verifier.local import NUMPY_MODULES, exactly
+from verifier.formats import current as current_format
 from verifier.formula import FormulaError, parse_condition, parse_formula
 from verifier.ops import OPS, Constraint, Op
 
@@ -138,23 +139,35 @@ def _cancelled(expr: Any) -> Any:
     return cancelled if sympy.count_ops(cancelled) <= 2 * sympy.count_ops(expr) + 4 else expr
 
 
-def _noise_scale(f: Any) -> Any:
-    """Sum over the sub-expressions ``s`` of ``f`` of ``|s| * |d f / d s|``: how much
-    rounding each step of a float64 evaluation of ``f`` can move the result, in ulps."""
+def _noise_scale(f: Any) -> tuple[Any, Any]:
+    """``(sum |s| * |d f / d s|, sum |d f / d s|)`` over the sub-expressions ``s`` of
+    ``f``: how much rounding each step of a float evaluation of ``f`` can move the
+    result (in ulps of ``|s|``), and how much an intermediate that underflows can
+    (by the format's subnormal spacing, or its smallest normal where it flushes:
+    XLA's silu(-710) = -710 * sigmoid(-710) is -0, its sigmoid being flushed)."""
     hole = sympy.Dummy("s")
-    terms = []
+    terms, slopes = [], []
     for s in sorted(set(sympy.preorder_traversal(f)), key=sympy.default_sort_key):
         if s.is_Atom or not isinstance(s, sympy.Expr) or not s.free_symbols:
             continue
         sensitivity = sympy.diff(f.xreplace({s: hole}), hole).xreplace({hole: s})
         sensitivity = _cancelled(sensitivity.replace(sympy.DiracDelta, lambda *a: sympy.S.Zero))
         terms.append(sympy.Abs(s) * sympy.Abs(sensitivity))
-    return sympy.Add(*terms) if terms else sympy.S.Zero
+        slopes.append(sympy.Abs(sensitivity))
+    return sympy.Add(*terms), sympy.Add(*slopes)
 
 
-def _scale(expr: Any) -> Callable[..., Any]:
+ULPS = 2.0  # an op's rounding, in ulps of its noise scale (verifier.ops.Op.ulps)
+
+
+def _scale(exprs: tuple[Any, Any]) -> Callable[..., Any]:
+    rounding, underflow = exprs
+
     def scale(m: Any, args: Sequence[Any], out: Any, p: Any) -> Any:
-        return _evaluate(expr, m, args)
+        number_format = current_format()
+        lost = number_format.smallest_normal if number_format.flushes_subnormals else number_format.subnormal_spacing
+        # In ulps, as the noise model multiplies it: ULPS * u * (rounding + ...) + lost * underflow.
+        return _evaluate(rounding, m, args) + lost / (ULPS * number_format.unit_roundoff) * _evaluate(underflow, m, args)
 
     return scale
 
@@ -385,7 +398,7 @@ def define_op(
         domain=lambda p: constraints,
         monotone=proved if monotone is None else monotone,
         transcendental=f.has(*_TRANSCENDENTAL),
-        formula=formula, conventions=conventions, stable=stable,
+        formula=formula, conventions=conventions, stable=stable, ulps=ULPS,
     )
     declared = {k: v for k, v in (("domain", list(domain)), ("kinks", list(kinks)), ("monotone", monotone),
                                   ("torch", torch if isinstance(torch, str) else None),
