@@ -73,7 +73,8 @@ def cli() -> None:
 
 @cli.command(epilog=EXAMPLES)
 @click.option("--engine", "target", default="engine:Value", show_default=True, metavar="TARGET",
-              help="The engine class: package.module:Class or path/to/file.py:Class.")
+              help="The engine class: package.module:Class or path/to/file.py:Class, or a framework adapter: "
+                   "torch, torch:float32, torch:bfloat16, jax, jax:float32, autograd, mygrad, tinygrad.")
 @click.option("--examples", type=click.IntRange(min=1), default=300, show_default=True, help="Random expressions to try.")
 @click.option("--seed", type=click.IntRange(min=0), default=0, show_default=True, help="Same seed, same findings.")
 @click.option("--ops", default=None, metavar="LIST", help="Comma-separated ops to exercise (default: all the engine has).")
