@@ -21,10 +21,13 @@ def test_the_right_custom_function_is_clean() -> None:
     assert result.engine == "torch with my_softplus=Softplus"
 
 
-@pytest.mark.parametrize(("function", "cause"), [(SoftplusNoGuard, "unstable"), (SoftplusNoUpstream, "engine")])
-def test_a_subtly_wrong_backward_is_caught_on_the_op(function: type, cause: str) -> None:
+# Without the guard, g * exp(x) / (1 + exp(x)) is nan past 709.78 alone (cause unstable),
+# or inf under a large upstream g (cause engine): the examples drawn decide which shows.
+@pytest.mark.parametrize(("function", "causes"), [(SoftplusNoGuard, {"unstable", "engine"}), (SoftplusNoUpstream, {"engine"})])
+def test_a_subtly_wrong_backward_is_caught_on_the_op(function: type, causes: set[str]) -> None:
     result = check_custom(function, "log(1 + exp(x))", name="my_softplus", examples=300, seed=0)
-    assert [(f.kind, f.cause, f.blame.op) for f in result.findings] == [("gradient", cause, "my_softplus")]
+    [finding] = result.findings
+    assert (finding.kind, finding.blame.op) == ("gradient", "my_softplus") and finding.cause in causes, finding.message
 
 
 def test_engine_with_rejects_what_is_not_a_framework_or_a_function() -> None:
