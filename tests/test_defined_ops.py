@@ -10,7 +10,7 @@ import pytest
 
 from tests.engines import library
 from verifier.campaign import check_engine
-from verifier.define import define_op, definitions, forget_ops, restore
+from verifier.define import define_op, forget_ops, restore
 from verifier.formula import FormulaError
 from verifier.local import local_rule, one_sided
 from verifier.ops import OPS, op_names

@@ -39,8 +39,7 @@ from verifier.narrower import narrower_format, one_finding
 from verifier.hosts import InProcess, Sandbox, open_host
 from verifier.judge import KIND_ORDER
 from verifier.loader import absolute_target, target_of
-from verifier.ops import OPS, op_names
-from verifier.parsing import parse
+from verifier.ops import OPS, op_names, written_ops
 from verifier.reference import exact
 from verifier.result import CampaignResult
 from verifier.strategies import Case
@@ -205,7 +204,7 @@ def _campaign(host: Any, requested_ops: tuple[str, ...], examples: int, seed: in
         tested = tuple(op for op in requested_ops if op in host.supported)
         # A defined op asked for by name that the engine lacks (a typo in the method's
         # name?) is never generated, and is a finding on that op.
-        named = {part.strip().removeprefix("+").strip() for part in (ops.split(",") if isinstance(ops, str) else ops or ())}
+        named = set(written_ops(ops))
         absent = tuple(op for op in requested_ops if op not in host.supported and op in named and op in {d.name for d in definitions()})
         missing = tuple(op for op in OPS if op not in host.supported)
         if not tested:

@@ -261,23 +261,18 @@ def _torch_function(name: str) -> Callable[..., Any]:
 def _torch_builder(f: Any, arity: int, given: Callable[..., Any] | str | None) -> Callable[..., Any]:
     import torch
 
-    if given is not None:
-        function = _torch_function(given) if isinstance(given, str) else given
-
-        def call(*args: Any) -> Any:
-            return function(*(a if isinstance(a, torch.Tensor) else torch.tensor(float(a), dtype=torch.float64) for a in args[:arity]))
-
-        return call
-
-    # torch functions take tensors, not numbers: constants such as sqrt(2) become floats.
-    f = f.replace(lambda e: isinstance(e, sympy.Expr) and e.is_number and not e.is_Atom, lambda e: e.evalf(20))
     def tensor(x: Any) -> Any:
         return x if isinstance(x, torch.Tensor) else torch.tensor(float(x), dtype=torch.float64)
 
-    # lambdify prints Max and Abs as Python's max and abs: torch's own take tensors.
-    functions = {"max": lambda a, b: torch.maximum(tensor(a), tensor(b)),
-                 "min": lambda a, b: torch.minimum(tensor(a), tensor(b)), "abs": torch.abs}
-    function = sympy.lambdify(_SYMBOLS[:arity], f, modules=[functions, "torch"])
+    if given is not None:
+        function = _torch_function(given) if isinstance(given, str) else given
+    else:
+        # torch functions take tensors, not numbers: constants such as sqrt(2) become floats.
+        f = f.replace(lambda e: isinstance(e, sympy.Expr) and e.is_number and not e.is_Atom, lambda e: e.evalf(20))
+        # lambdify prints Max and Abs as Python's max and abs: torch's own take tensors.
+        functions = {"max": lambda a, b: torch.maximum(tensor(a), tensor(b)),
+                     "min": lambda a, b: torch.minimum(tensor(a), tensor(b)), "abs": torch.abs}
+        function = sympy.lambdify(_SYMBOLS[:arity], f, modules=[functions, "torch"])
 
     def build(*args: Any) -> Any:
         return function(*(tensor(a) for a in args[:arity]))

@@ -24,11 +24,11 @@ import re
 import weakref
 from dataclasses import dataclass
 from numbers import Real
-from typing import Any, Iterator
+from typing import Any, Callable, Iterator, Sequence
 
 from verifier.ops import OPS
 
-__all__ = ["Expr", "Program", "var", "const", "apply", "compile_program", "from_program", "natural_key"]
+__all__ = ["Expr", "Program", "var", "const", "apply", "compile_program", "from_program", "natural_key", "post_order"]
 
 IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
 _INTERNED: weakref.WeakValueDictionary[tuple, Expr] = weakref.WeakValueDictionary()
@@ -85,22 +85,7 @@ class Expr:
     # -- structure -----------------------------------------------------------
     def nodes(self) -> list[Expr]:
         """Every node once, arguments before their users (iterative: any depth)."""
-        order: list[Expr] = []
-        seen: set[int] = set()
-        stack: list[tuple[Expr, bool]] = [(self, False)]
-        while stack:
-            node, expanded = stack.pop()
-            if expanded:
-                order.append(node)
-                continue
-            if id(node) in seen:
-                continue
-            seen.add(id(node))
-            stack.append((node, True))
-            for arg in reversed(node.args):
-                if id(arg) not in seen:
-                    stack.append((arg, False))
-        return order
+        return post_order(self, lambda node: node.args)
 
     @property
     def is_leaf(self) -> bool:
@@ -189,6 +174,33 @@ class Expr:
         if spec is None or not spec.method or name.startswith("_"):
             raise AttributeError(f"Expr has no attribute {name!r}")
         return lambda *others: apply(name, self, *(_lift(o) for o in others))
+
+
+def post_order(root: Any, children: Callable[[Any], Sequence[Any]]) -> list[Any]:
+    """Every node reachable from ``root`` once, each after its ``children(node)``
+    (iterative: a graph of any depth; nodes are told apart by identity).
+
+    Example:
+        >>> x = var("x")
+        >>> [str(n) for n in post_order(x * x + 1, lambda n: n.args)]
+        ['x', 'x * x', '1', 'x * x + 1']
+    """
+    order: list[Any] = []
+    seen: set[int] = set()
+    stack: list[tuple[Any, bool]] = [(root, False)]
+    while stack:
+        node, expanded = stack.pop()
+        if expanded:
+            order.append(node)
+            continue
+        if id(node) in seen:
+            continue
+        seen.add(id(node))
+        stack.append((node, True))
+        for child in reversed(children(node)):
+            if id(child) not in seen:
+                stack.append((child, False))
+    return order
 
 
 def _param_key(param: Any) -> Any:

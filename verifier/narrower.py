@@ -41,16 +41,22 @@ LIKE = 16.0
 MINIMUM = 2  # one finding is left as it is: it is already one
 
 
-def _passes(host: Any, finding: Finding) -> bool:
-    """Whether the engine's answer at the finding's point is right in the current
-    format (at the point as that format holds it)."""
+def _verdicts(host: Any, finding: Finding) -> tuple[Any, list[Any]] | None:
+    """The truth and the engine's verdicts at the finding's point, in the current
+    format (at the point as that format holds it); None if the engine crashed there."""
     program = compile_program(parse(finding.expression))
     point = tuple(current().round(finding.point))
-    truth = truth_at(program, point)
     outcome, crash_kind, _ = engine_outcome(host, program, point)
     if crash_kind or outcome is None:
-        return False
-    return not [v for v in judge_point(truth, outcome, program.variables) if v.severity == "error"]
+        return None
+    truth = truth_at(program, point)
+    return truth, judge_point(truth, outcome, program.variables)
+
+
+def _passes(host: Any, finding: Finding) -> bool:
+    """Whether the engine's answer at the finding's point is right in the current format."""
+    judged = _verdicts(host, finding)
+    return judged is not None and not [v for v in judged[1] if v.severity == "error"]
 
 
 def narrower_format(host: Any, findings: Sequence[Finding]) -> str | None:
@@ -78,12 +84,11 @@ def _typical_relative_error(host: Any, findings: Sequence[Finding]) -> float:
     """The median relative error of the engine's answers at these (float64) findings."""
     seen = []
     for finding in findings:
-        program = compile_program(parse(finding.expression))
-        truth = truth_at(program, finding.point)
-        outcome, crash_kind, _ = engine_outcome(host, program, finding.point)
-        if crash_kind or outcome is None:
+        judged = _verdicts(host, finding)
+        if judged is None:
             continue
-        for v in judge_point(truth, outcome, program.variables):
+        truth, verdicts = judged
+        for v in verdicts:
             want = truth.value if v.kind == "value" else truth.gradient[v.variable] if v.variable is not None else math.nan
             if math.isfinite(v.error) and want:
                 seen.append(v.error / abs(want))

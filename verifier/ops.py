@@ -16,11 +16,11 @@ from __future__ import annotations
 
 import importlib
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any, Callable, Sequence
 
 import numpy as np
 
-__all__ = ["Op", "OPS", "Constraint", "op_names", "DEFAULT_OPS"]
+__all__ = ["Op", "OPS", "Constraint", "op_names", "written_ops", "DEFAULT_OPS"]
 
 
 class _Lazy:
@@ -365,6 +365,17 @@ FUNCTIONS: tuple[str, ...] = tuple(name for name, op in OPS.items() if op.method
 BINARY_SYMBOLS: dict[str, str] = {op.symbol: name for name, op in OPS.items() if op.arity == 2}
 
 
+def written_ops(spec: str | Sequence[str] | None) -> tuple[str, ...]:
+    """The op names an op list writes out (``"+gelu, tanh"``: gelu, tanh), ``all`` included.
+
+    Example:
+        >>> written_ops("+gelu, tanh")
+        ('gelu', 'tanh')
+    """
+    parts = spec.split(",") if isinstance(spec, str) else spec or ()
+    return tuple(name for name in (part.strip().removeprefix("+").strip() for part in parts) if name)
+
+
 def op_names(spec: str | None) -> tuple[str, ...]:
     """Parse a comma-separated op list ("tanh,mul") against the table.
 
@@ -389,8 +400,7 @@ def op_names(spec: str | None) -> tuple[str, ...]:
     names: list[str] = []
     if parts and all(part.startswith("+") for part in parts):
         names.extend(DEFAULT_OPS)
-    for part in parts:
-        name = part.removeprefix("+").strip()
+    for name in written_ops(spec):
         names.extend((*DEFAULT_OPS, *LIBRARY) if name == "all" else (name,))
     names = list(dict.fromkeys(names))
     for name in names:

@@ -605,7 +605,7 @@ def _exact(program: Program, point: Sequence[float], m: Any, classify: bool) -> 
         noises = [e[j] for j in args]
         for rule in spec.domain(param):
             a = rule.at(mpmath, argv)
-            noise = rule.noise(m, [mvalues[j] for j in args], noises) if rule.slopes else noises[rule.arg]
+            noise = rule.noise(m, [mvalues[j] for j in args], noises)
             if classify and 0 < noise < inf and abs(rule.margin(a)) <= NEAR * noise:
                 raise stop("ill-conditioned", "within float64 noise of the domain edge: " + _describe(op, args, values, i), i)
             if not rule.holds(a):

@@ -26,9 +26,6 @@ from verifier.adapters import ADAPTERS, available, framework_of
 
 __all__ = ["SurveyRow", "SurveyResult", "survey"]
 
-_DISTRIBUTIONS = {"torch": "torch", "jax": "jax", "autograd": "autograd", "mygrad": "mygrad"}
-
-
 @dataclass(frozen=True)
 class SurveyRow:
     """One framework's campaign at one seed.
@@ -85,8 +82,8 @@ def _causes(counts: dict[str, int]) -> str:
 
 def _version(name: str) -> str:
     try:
-        return importlib.metadata.version(_DISTRIBUTIONS[framework_of(name)])
-    except (importlib.metadata.PackageNotFoundError, KeyError):
+        return importlib.metadata.version(framework_of(name))  # each framework's distribution has its name
+    except importlib.metadata.PackageNotFoundError:
         return "?"
 
 

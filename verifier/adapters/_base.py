@@ -23,6 +23,8 @@ from __future__ import annotations
 
 from typing import Any, Callable, ClassVar
 
+from verifier.expr import post_order
+
 __all__ = ["AdapterValue", "EagerValue", "RecordedValue", "install"]
 
 OPERATORS = ("add", "sub", "mul", "div", "neg", "pow")
@@ -233,24 +235,8 @@ class RecordedValue(AdapterValue):
         return 0.0 if self._grad is None else self._item(self._grad)
 
     def _graph(self) -> list[RecordedValue]:
-        """Every node this one depends on, parents before children (iteratively: a
-        deep graph must not hit Python's recursion limit)."""
-        order: list[RecordedValue] = []
-        seen: set[int] = set()
-        stack: list[tuple[RecordedValue, bool]] = [(self, False)]
-        while stack:
-            node, expanded = stack.pop()
-            if expanded:
-                order.append(node)
-                continue
-            if id(node) in seen:
-                continue
-            seen.add(id(node))
-            stack.append((node, True))
-            for parent in reversed(node._parents):
-                if isinstance(parent, RecordedValue) and id(parent) not in seen:
-                    stack.append((parent, False))
-        return order
+        """Every node this one depends on, parents before children."""
+        return post_order(self, lambda node: [p for p in node._parents if isinstance(p, RecordedValue)])
 
     def backward(self) -> None:
         """The framework's reverse mode through a replay of the graph: each leaf's
