@@ -74,3 +74,44 @@ def test_a_real_bug_in_a_narrow_engine_is_not_explained_away_by_the_format() -> 
     result = check_engine(f"{F32}:TanhGradOff", examples=300, seed=0, dtype="float64")
     assert not any("narrower_format" in f.extra for f in result.findings)
     assert any(f.blame.op == "tanh" for f in result.findings)
+
+
+# -- where float64 (or the format) itself cannot be trusted: nothing is judged -----------------
+
+def _truth(text: str, point: tuple[float, ...]):
+    return truth_at(compile_program(parse(text)), point)
+
+
+def test_a_kink_within_infinite_noise_admits_either_side() -> None:
+    # tan(expm1(740)): float64 holds expm1(740) as inf, so minimum may take either branch.
+    from verifier.define import define_op
+
+    for name in ("minimum", "expm1", "tan"):
+        define_op(name)
+    truth = _truth("minimum(tan(expm1(x1)), x0)", (0.0, 740.0))
+    assert (truth.gradient_low[0], truth.gradient_high[0]) == (0.0, 1.0)
+
+
+def test_a_derivative_taken_where_float64_holds_the_argument_as_inf_is_not_judged() -> None:
+    from verifier.define import define_op
+
+    define_op("softsign")
+    assert _truth("softsign(x0 * x0)", (1.7976931348623157e308,)).gradient_status != ("judged",)
+    # add's derivative does not depend on the overflowed argument: still judged.
+    assert _truth("x1 * 3 + exp(exp(x0))", (800.0, 1.0)).gradient_status[1] == "judged"
+
+
+def test_an_underflowing_intermediate_is_a_division_by_zero_where_the_format_flushes() -> None:
+    with using("float32-ftz"):
+        assert _truth("x0 / x0", (1e-19,)).gradient_status != ("judged",)
+    with using("float32"):
+        assert _truth("x0 / x0", (1e-19,)).gradient_status == ("judged",)
+
+
+def test_a_defined_op_is_exact_where_its_formula_cancels_at_50_digits() -> None:
+    from verifier.define import define_op
+
+    define_op("gelu")
+    define_op("log1p")
+    assert _truth("gelu(x0)", (-30.0,)).value == pytest.approx(-1.472014178144456e-196, rel=1e-12)
+    assert _truth("log1p(x0)", (1e-60,)).value == 1e-60
