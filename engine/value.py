@@ -3,6 +3,9 @@
 Every op builds a new `Value` whose `_backward` closure applies the chain rule for
 that one op; `Value.backward()` runs the closures from the output down, in reverse
 topological order (found iteratively, so graph depth is not limited by recursion).
+The same closures, run on Values instead of floats, build the gradient as a graph
+(`backward(create_graph=True)`), for second derivatives; forward mode reads each op's
+local partials from `_PARTIALS` (`Value.tangent`, a Jacobian-vector product).
 
 Example:
     >>> from engine import Value
@@ -53,6 +56,33 @@ Leaves (nodes without children) ACCUMULATE across calls, like micrograd and torc
 two calls without `zero_grad()` give exactly twice the gradient. Interior nodes are
 reset on every call, so they hold the gradient of the latest call only. If a call
 raises (an infinite derivative), the leaves keep the grads they had before it.
+
+`backward(create_graph=True)` builds every contribution to a `.grad` from Value ops,
+so each grad is a `Value` that can be back-propagated in turn: a plain float only where
+additions alone lie between the output and the leaf (d(x + y)/dx = 1.0, a constant).
+The same accumulation rules apply (a kept float plus a Value is a Value), and the
+grads' data are the floats backward() gives. The library ops with a smooth derivative
+(tanh, sigmoid, gelu, ...) put it in the graph as a node whose own derivative is exact
+but not differentiable again: a third derivative through one raises
+NotImplementedError. Hessian of x*x*y, row by row:
+
+    >>> x, y = Value(3.0), Value(2.0)
+    >>> (x * x * y).backward(create_graph=True)
+    >>> gx, gy = x.grad, y.grad        # df/dx = 2xy and df/dy = x*x, as Values
+    >>> x.grad = y.grad = 0.0
+    >>> gx.backward()
+    >>> x.grad, y.grad                 # d2f/dx2 = 2y, d2f/dxdy = 2x
+    (4.0, 6.0)
+
+Forward mode: `Value(x, tangent=t)` gives a leaf the tangent t (default 0), and
+`out.tangent` is sum_i df/dx_i * t_i (a Jacobian-vector product), computed when first
+read and kept; it costs nothing until then. A partial is evaluated only where the
+operand's tangent is nonzero; where it is infinite, reading raises DomainError as
+backward() does:
+
+    >>> x, y = Value(3.0, tangent=1.0), Value(2.0)
+    >>> (x * x * y).tangent            # df/dx = 2xy
+    12.0
 """
 
 from __future__ import annotations
@@ -78,7 +108,7 @@ class DomainError(ValueError):
     """
 
 
-def _noop() -> None:
+def _noop(graph: bool = False) -> None:
     """The backward of a leaf: nothing to propagate."""
 
 
@@ -95,11 +125,12 @@ def _is_number(x: object) -> bool:
     return isinstance(x, numbers.Real) and not isinstance(x, bool)
 
 
-def _lift(x: object) -> Value | None:
-    """The operand as a Value (numbers become constant leaves), or None if unsupported."""
+def _lift(x: object, like: Value) -> Value | None:
+    """The operand as a Value (numbers become constant leaves of the other operand's
+    class, so that a subclass's ops apply to the result), or None if unsupported."""
     if isinstance(x, Value):
         return x
-    return Value(x) if _is_number(x) else None
+    return type(like)(x) if _is_number(x) else None
 
 
 def _operand(method: Callable[[Value, Value], Value]) -> Callable[[Value, Any], Any]:
@@ -108,7 +139,7 @@ def _operand(method: Callable[[Value, Value], Value]) -> Callable[[Value, Any], 
 
     @functools.wraps(method)
     def wrapper(self: Value, other: Any) -> Any:
-        lifted = _lift(other)
+        lifted = _lift(other, self)
         return NotImplemented if lifted is None else method(self, lifted)
 
     return wrapper
@@ -124,6 +155,14 @@ def _pow(x: float, p: float) -> float:
         return x**p
     except OverflowError:
         raise OverflowError(f"**: {x!r} ** {p!r} overflows float64 (not representable)") from None
+
+
+def _pow_is_constant(x: float, p: float) -> bool:
+    """Whether d(x**p)/dx is 0 (p == 0: x**0 == 1, also at 0, where 0 * 0**-1 would
+    raise); raises where it is infinite (x == 0, 0 < p < 1)."""
+    if x == 0 and 0 < p < 1:
+        raise DomainError(f"**: derivative of x ** {p!r} is infinite at {x!r}")
+    return p == 0
 
 
 def _pow_grad(x: float, p: float, out: float, grad: float) -> float:
@@ -174,6 +213,7 @@ class Value:
         _children: the operands this value was computed from (internal).
         _op: the op that produced it, for graph drawing (internal).
         label: a name shown by `engine.to_dot`.
+        tangent: (keyword) a leaf's tangent for forward mode, see `Value.tangent`.
 
     Example:
         >>> x = Value(3.0, label='x')
@@ -185,27 +225,42 @@ class Value:
 
     # Make numpy scalars defer to us: np.float64(2) * v then calls v.__rmul__.
     __array_ufunc__ = None
+    # Class defaults, so that ops pay nothing for them: the tangent once read (or given),
+    # and, for one-operand ops whose derivative needs what the op captured (library ops,
+    # x ** p), that derivative as a function, for tangents (see _partial).
+    _tangent: float | None = None
+    _slope: Callable[[], float] | None = None
 
-    def __init__(self, data: float, _children: Iterable[Value] = (), _op: str = "", label: str = ""):
+    def __init__(self, data: float, _children: Iterable[Value] = (), _op: str = "", label: str = "", *,
+                 tangent: float = 0.0):
         if not _is_number(data):
             raise TypeError(f"Value() expects a real number (int or float), got {_describe(data)}")
         try:
             self.data = float(data)
         except OverflowError:
             raise OverflowError(f"Value() got {_describe(data)}, too large for float64") from None
-        self.grad = 0.0
+        self.grad: Any = 0.0  # a float; a Value after backward(create_graph=True)
         self._prev: tuple[Value, ...] = tuple(_children)  # argument order; x*x lists x twice
         self._op = _op
         self.label = label
-        self._backward: Callable[[], None] = _noop
+        # graph=True: build the contributions to .grad from Value ops (create_graph).
+        # Called without the argument otherwise, so micrograd-style _backward() closures
+        # of subclasses keep working.
+        self._backward: Callable[..., None] = _noop
+        if tangent != 0.0:
+            if not _is_number(tangent):
+                raise TypeError(f"Value(): tangent must be a real number, got {_describe(tangent)}")
+            self._tangent = float(tangent)
 
     # -- primitive ops: forward and backward side by side ------------------------
+    # Each _backward works on floats, or with graph=True on the Values themselves (the
+    # operands and `out`), so one formula serves both; out.grad is then a float or a Value.
 
     @_operand
     def __add__(self, other: Value) -> Value:
-        out = Value(self.data + other.data, (self, other), "+")
+        out = type(self)(self.data + other.data, (self, other), "+")
 
-        def _backward() -> None:
+        def _backward(graph: bool = False) -> None:
             self.grad += out.grad
             other.grad += out.grad
 
@@ -214,11 +269,15 @@ class Value:
 
     @_operand
     def __mul__(self, other: Value) -> Value:
-        out = Value(self.data * other.data, (self, other), "*")
+        out = type(self)(self.data * other.data, (self, other), "*")
 
-        def _backward() -> None:
-            self.grad += other.data * out.grad
-            other.grad += self.data * out.grad
+        def _backward(graph: bool = False) -> None:
+            if graph:
+                a, b = self, other
+            else:
+                a, b = self.data, other.data
+            self.grad += b * out.grad
+            other.grad += a * out.grad
 
         out._backward = _backward
         return out
@@ -229,12 +288,16 @@ class Value:
         # even when d/db = -(a/b)/b is an ordinary float (a=1e-299, b=1e-247).
         if other.data == 0:
             raise DomainError(f"/: division by zero ({self.data!r} / {other.data!r})")
-        out = Value(self.data / other.data, (self, other), "/")
+        out = type(self)(self.data / other.data, (self, other), "/")
 
-        def _backward() -> None:
-            g_over_b = out.grad / other.data
+        def _backward(graph: bool = False) -> None:
+            if graph:
+                b, o = other, out
+            else:
+                b, o = other.data, out.data
+            g_over_b = out.grad / b
             self.grad += g_over_b  # d/da = 1/b
-            other.grad += -g_over_b * out.data  # d/db = -a/b**2 = -(1/b)(a/b): no b**2 to overflow
+            other.grad += -g_over_b * o  # d/db = -a/b**2 = -(1/b)(a/b): no b**2 to overflow
 
         out._backward = _backward
         return out
@@ -245,16 +308,16 @@ class Value:
         if not _is_number(other):
             return NotImplemented
         x, p = self.data, float(other)
-        out = Value(_pow(x, p), (self,), f"**{other}")
+        out = type(self)(_pow(x, p), (self,), f"**{other}")
 
-        def _backward() -> None:
-            if p == 0:  # x**0 == 1 is constant, also at 0 (where 0 * 0**-1 would raise)
+        def _backward(graph: bool = False) -> None:
+            if _pow_is_constant(x, p):
                 return
-            if x == 0 and p < 1:  # p*x**(p-1) with 0 < p < 1 is +inf at 0
-                raise DomainError(f"**: derivative of x ** {p!r} is infinite at {x!r}")
-            self.grad += _pow_grad(x, p, out.data, out.grad)  # p * x**(p-1) * grad
+            # Floats: _pow_grad, which also copes where x**(p-1) alone overflows.
+            self.grad += p * self ** (p - 1) * out.grad if graph else _pow_grad(x, p, out.data, out.grad)
 
         out._backward = _backward
+        out._slope = lambda: 0.0 if _pow_is_constant(x, p) else _pow_grad(x, p, out.data, 1.0)
         return out
 
     def _pow_value(self, other: Value) -> Value:
@@ -262,11 +325,15 @@ class Value:
         a, b = self.data, other.data
         if a <= 0:
             raise DomainError(f"**: base must be > 0 when the exponent is a Value, got {a!r} ** {b!r}")
-        out = Value(_pow(a, b), (self, other), "**")
+        out = type(self)(_pow(a, b), (self, other), "**")
 
-        def _backward() -> None:
-            self.grad += _pow_grad(a, b, out.data, out.grad)  # b * a**(b-1) * grad
-            other.grad += out.data * math.log(a) * out.grad
+        def _backward(graph: bool = False) -> None:
+            if graph:
+                self.grad += other * self ** (other - 1) * out.grad
+                other.grad += out * self.log() * out.grad
+            else:
+                self.grad += _pow_grad(a, b, out.data, out.grad)  # b * a**(b-1) * grad
+                other.grad += out.data * math.log(a) * out.grad
 
         out._backward = _backward
         return out
@@ -274,12 +341,12 @@ class Value:
     def exp(self) -> Value:
         x = self.data
         try:
-            out = Value(math.exp(x), (self,), "exp")
+            out = type(self)(math.exp(x), (self,), "exp")
         except OverflowError:
             raise OverflowError(f"exp: exp({x!r}) overflows float64 (not representable; x > 709.78)") from None
 
-        def _backward() -> None:
-            self.grad += out.data * out.grad  # d exp = exp
+        def _backward(graph: bool = False) -> None:
+            self.grad += (out if graph else out.data) * out.grad  # d exp = exp
 
         out._backward = _backward
         return out
@@ -288,10 +355,10 @@ class Value:
         x = self.data
         if x <= 0:
             raise DomainError(f"log: argument must be > 0, got {x!r}")
-        out = Value(math.log(x), (self,), "log")
+        out = type(self)(math.log(x), (self,), "log")
 
-        def _backward() -> None:
-            self.grad += out.grad / x
+        def _backward(graph: bool = False) -> None:
+            self.grad += out.grad / (self if graph else x)
 
         out._backward = _backward
         return out
@@ -300,22 +367,21 @@ class Value:
         x = self.data
         # math.tanh never overflows and keeps relative accuracy for tiny x, unlike
         # (e**2x - 1) / (e**2x + 1).
-        out = Value(math.tanh(x), (self,), "tanh")
+        t = math.tanh(x)
 
-        def _backward() -> None:
+        def slope() -> float:
             # 1 - tanh**2 == sech**2 == 4e / (1 + e)**2 with e = exp(-2|x|); this form keeps
             # relative accuracy in the tails, where 1 - t*t is already 0.0 for |x| > 19.
             e = math.exp(-2 * abs(x))
-            self.grad += 4 * e / (1 + e) ** 2 * out.grad
+            return 4 * e / (1 + e) ** 2
 
-        out._backward = _backward
-        return out
+        return self._unary(t, "tanh", slope, lambda: -2 * t * slope())  # tanh'' = -2 tanh tanh'
 
     def relu(self) -> Value:
         x = self.data
-        out = Value(0.0 if x <= 0 else x, (self,), "relu")  # nan <= 0 is False: nan propagates
+        out = type(self)(0.0 if x <= 0 else x, (self,), "relu")  # nan <= 0 is False: nan propagates
 
-        def _backward() -> None:
+        def _backward(graph: bool = False) -> None:
             # Convention at the kink: relu'(0) = 0, the left derivative (as torch does).
             self.grad += (1.0 if x > 0 else 0.0) * out.grad
 
@@ -323,23 +389,19 @@ class Value:
         return out
 
     def sigmoid(self) -> Value:
-        s, ds = _sigmoid(self.data)  # stable for any x, see _sigmoid
-        out = Value(s, (self,), "sigmoid")
-
-        def _backward() -> None:
-            self.grad += ds * out.grad  # s(1 - s), accurate in both tails
-
-        out._backward = _backward
-        return out
+        x = self.data
+        s, ds = _sigmoid(x)  # stable for any x, see _sigmoid
+        # s'' = s'(1 - 2s) = -s' tanh(x/2): no cancellation in 1 - 2s near x = 0.
+        return self._unary(s, "sigmoid", lambda: ds, lambda: -ds * math.tanh(x / 2))
 
     def sin(self) -> Value:
         x = self.data
         if math.isinf(x):  # math.sin(inf) raises a bare "math domain error"
             raise DomainError(f"sin: argument must be finite, got {x!r}")
-        out = Value(math.sin(x), (self,), "sin")
+        out = type(self)(math.sin(x), (self,), "sin")
 
-        def _backward() -> None:
-            self.grad += math.cos(x) * out.grad
+        def _backward(graph: bool = False) -> None:
+            self.grad += (self.cos() if graph else math.cos(x)) * out.grad
 
         out._backward = _backward
         return out
@@ -348,10 +410,10 @@ class Value:
         x = self.data
         if math.isinf(x):
             raise DomainError(f"cos: argument must be finite, got {x!r}")
-        out = Value(math.cos(x), (self,), "cos")
+        out = type(self)(math.cos(x), (self,), "cos")
 
-        def _backward() -> None:
-            self.grad += -math.sin(x) * out.grad
+        def _backward(graph: bool = False) -> None:
+            self.grad += (-self.sin() if graph else -math.sin(x)) * out.grad
 
         out._backward = _backward
         return out
@@ -360,28 +422,49 @@ class Value:
         x = self.data
         if x < 0:
             raise DomainError(f"sqrt: argument must be >= 0, got {x!r}")
-        out = Value(math.sqrt(x), (self,), "sqrt")
+        out = type(self)(math.sqrt(x), (self,), "sqrt")
 
-        def _backward() -> None:
+        def _backward(graph: bool = False) -> None:
             if out.data == 0:
                 raise DomainError(f"sqrt: derivative is infinite at {x!r}")
-            self.grad += 0.5 / out.data * out.grad  # d sqrt(x) = 1 / (2 sqrt(x))
+            self.grad += 0.5 / (out if graph else out.data) * out.grad  # d sqrt(x) = 1 / (2 sqrt(x))
 
         out._backward = _backward
         return out
 
     # -- library ops: activations and elementwise functions -----------------------
 
-    def _unary(self, data: float, op: str, slope: Callable[[], float]) -> Value:
+    def _unary(self, data: float, op: str, slope: Callable[[], float],
+               curvature: Callable[[], float] | None = None) -> Value:
         """A one-argument op's node: its value, and `slope()`, its local derivative at
-        self.data, multiplied by the upstream gradient in backward()."""
-        out = Value(data, (self,), op)
+        self.data, multiplied by the upstream gradient in backward() and by the tangent
+        in forward mode. `curvature()` is the slope's own derivative; None where the slope
+        is piecewise constant (kinked ops), so that its graph form is the float itself."""
+        out = type(self)(data, (self,), op)
+        out._slope = slope
 
-        def _backward() -> None:
-            self.grad += slope() * out.grad
+        def _backward(graph: bool = False) -> None:
+            if graph and curvature is not None:
+                self.grad += self._slope_node(op, slope, curvature) * out.grad
+            else:
+                self.grad += slope() * out.grad
 
         out._backward = _backward
         return out
+
+    def _slope_node(self, op: str, slope: Callable[[], float], curvature: Callable[[], float]) -> Value:
+        """`op`'s derivative at self as a node of a gradient graph: its backward adds
+        `curvature()`; differentiating it again (a third derivative) is not supported."""
+        node = type(self)(slope(), (self,), op + "'")
+        node._slope = curvature  # its tangent, for forward-over-reverse
+
+        def _backward(graph: bool = False) -> None:
+            if graph:
+                raise NotImplementedError(f"engine.Value: the third derivative of {op} is not implemented")
+            self.grad += curvature() * node.grad
+
+        node._backward = _backward
+        return node
 
     def abs(self) -> Value:
         x = self.data
@@ -393,14 +476,16 @@ class Value:
         return self._unary(x if x > 0 else 0.01 * x, "leaky_relu", lambda: 1.0 if x > 0 else 0.01)
 
     def elu(self) -> Value:
-        x = self.data  # expm1: no cancellation in exp(x) - 1 near 0
-        return self._unary(x if x > 0 else math.expm1(x), "elu", lambda: 1.0 if x > 0 else math.exp(x))
+        x = self.data  # expm1: no cancellation in exp(x) - 1 near 0; at the kink the left side
+        return self._unary(x if x > 0 else math.expm1(x), "elu", lambda: 1.0 if x > 0 else math.exp(x),
+                           lambda: 0.0 if x > 0 else math.exp(x))
 
     def softplus(self) -> Value:
         x = self.data
         # log(1 + exp(x)) = max(x, 0) + log1p(exp(-|x|)): no overflow, no log(1 + tiny) loss.
         data = (x if x > 0 else 0.0) + math.log1p(math.exp(-abs(x)))
-        return self._unary(data, "softplus", lambda: _sigmoid(x)[0])  # softplus' = sigmoid
+        # softplus' = sigmoid, softplus'' = sigmoid'
+        return self._unary(data, "softplus", lambda: _sigmoid(x)[0], lambda: _sigmoid(x)[1])
 
     def gelu(self) -> Value:
         x = self.data
@@ -416,26 +501,35 @@ class Value:
         def slope() -> float:  # Phi(x) + x phi(x); phi(+-inf) = 0 wins over x = +-inf
             return cdf + (x * pdf if pdf else 0.0)
 
-        return self._unary(x * cdf if cdf else 0.0, "gelu", slope)  # gelu(-inf) = 0
+        def curvature() -> float:  # 2 phi + x phi' = phi(x)(2 - x*x)
+            if not pdf or math.isnan(x):  # 0 at +-inf (not inf * 0), nan for nan
+                return pdf
+            return pdf * float(2 - Fraction(x) ** 2)  # exact: it vanishes at x = +-sqrt2
+
+        return self._unary(x * cdf if cdf else 0.0, "gelu", slope, curvature)  # gelu(-inf) = 0
 
     def silu(self) -> Value:
         x = self.data
         s, ds = _sigmoid(x)
         # silu' = s(1 + x(1 - s)) = s + x s'; s' = s(1 - s) without the cancellation in 1 - s.
-        return self._unary(x * s if s else 0.0, "silu", lambda: s + (x * ds if ds else 0.0))
+        # silu'' = 2s' + x s'' = s'(2 - x tanh(x/2)) (see sigmoid); 0, not 0 * inf, at +-inf.
+        return self._unary(x * s if s else 0.0, "silu", lambda: s + (x * ds if ds else 0.0),
+                           lambda: ds * (2 - x * math.tanh(x / 2)) if ds else 0.0)
 
     def softsign(self) -> Value:
         x = self.data
         r = 1 / (1 + abs(x))  # 0 at +-inf; its square underflows rather than overflowing
         data = math.copysign(1.0, x) if math.isinf(x) else x / (1 + abs(x))
-        return self._unary(data, "softsign", lambda: r * r)
+        # softsign'' = -2 sign(x) / (1 + |x|)**3, with sign(0) = 0 at the kink of softsign'.
+        return self._unary(data, "softsign", lambda: r * r,
+                           lambda: -2 * math.copysign(r * r * r, x) if x else 0.0)
 
     def tan(self) -> Value:
         x = self.data
         if math.isinf(x):
             raise DomainError(f"tan: argument must be finite, got {x!r}")
-        t = math.tan(x)  # |t| < 1.7e16 for every float: t*t cannot overflow
-        return self._unary(t, "tan", lambda: 1 + t * t)
+        t = math.tan(x)  # |t| < 1.7e16 for every float: t*t, and 2t(1 + t*t) < 1e49, cannot overflow
+        return self._unary(t, "tan", lambda: 1 + t * t, lambda: 2 * t * (1 + t * t))
 
     def atan(self) -> Value:
         x = self.data
@@ -446,13 +540,22 @@ class Value:
                 return r / (1 + r * r) * r
             return 1 / (1 + x * x)
 
-        return self._unary(math.atan(x), "atan", slope)
+        def curvature() -> float:  # -2x/(1 + x*x)**2, as -2 r**3/(1 + r*r)**2 with r = 1/x
+            if abs(x) > 1:
+                r = 1 / x
+                q = r / (1 + r * r)
+                return -2 * q * q * r
+            d = 1 / (1 + x * x)
+            return -2 * x * d * d
+
+        return self._unary(math.atan(x), "atan", slope, curvature)
 
     def log1p(self) -> Value:
         x = self.data
         if x <= -1:
             raise DomainError(f"log1p: argument must be > -1, got {x!r}")
-        return self._unary(math.log1p(x), "log1p", lambda: 1 / (1 + x))  # 1 + x exact near -1
+        # log1p' = 1/(1 + x), log1p'' = -1/(1 + x)**2; 1 + x is exact near -1
+        return self._unary(math.log1p(x), "log1p", lambda: 1 / (1 + x), lambda: -(1 / (1 + x)) ** 2)
 
     def expm1(self) -> Value:
         x = self.data
@@ -460,11 +563,19 @@ class Value:
             data, e = math.expm1(x), math.exp(x)  # e for the derivative: expm1 + 1 loses the tail
         except OverflowError:
             raise OverflowError(f"expm1: expm1({x!r}) overflows float64 (not representable; x > 709.78)") from None
-        return self._unary(data, "expm1", lambda: e)
+        return self._unary(data, "expm1", lambda: e, lambda: e)
 
     def erf(self) -> Value:
         x = self.data
-        return self._unary(math.erf(x), "erf", lambda: _ERF_SLOPE_0 * _exp_neg_square(x))
+
+        def slope() -> float:
+            return _ERF_SLOPE_0 * _exp_neg_square(x)
+
+        def curvature() -> float:  # erf'' = -2x erf'(x); 0, not inf * 0, at +-inf
+            s = slope()
+            return -2 * x * s if s else 0.0
+
+        return self._unary(math.erf(x), "erf", slope, curvature)
 
     def clamp(self, lo: float = -1.0, hi: float = 1.0) -> Value:
         """min(max(x, lo), hi); the gradient passes where lo <= x <= hi (bounds inclusive, torch)."""
@@ -483,15 +594,15 @@ class Value:
         return self._extremum(other, "minimum")
 
     def _extremum(self, other: Any, op: str) -> Value:
-        y = _lift(other)
+        y = _lift(other, self)
         if y is None:
             raise TypeError(f"{op}: expects a Value or a real number, got {_describe(other)}")
         a, b = self.data, y.data
         a_loses, b_loses = (a < b, b < a) if op == "maximum" else (a > b, b > a)
         tie = a == b
-        out = Value(math.nan if math.isnan(a) or math.isnan(b) else b if a_loses else a, (self, y), op)
+        out = type(self)(math.nan if math.isnan(a) or math.isnan(b) else b if a_loses else a, (self, y), op)
 
-        def _backward() -> None:
+        def _backward(graph: bool = False) -> None:
             # torch's formula: where(a == b, grad/2, grad), 0 on the losing side. With a
             # nan every comparison is False, so both sides get the whole gradient.
             self.grad += (0.5 if tie else 0.0 if a_loses else 1.0) * out.grad
@@ -534,8 +645,12 @@ class Value:
 
     # -- autograd -----------------------------------------------------------------
 
-    def backward(self) -> None:
+    def backward(self, create_graph: bool = False) -> None:
         """Add d(self)/d(leaf) to every leaf's `.grad` (accumulating, as in torch).
+
+        Args:
+            create_graph: build the grads from Value ops, so that they can be
+                back-propagated again (second derivatives); see the module docstring.
 
         Example:
             >>> x = Value(3.0)
@@ -543,6 +658,13 @@ class Value:
             >>> y.backward(); y.backward()
             >>> x.grad
             12.0
+            >>> x.grad = 0.0
+            >>> y.backward(create_graph=True)
+            >>> dydx = x.grad            # 2x, a Value
+            >>> x.grad = 0.0
+            >>> dydx.backward()
+            >>> dydx.data, x.grad
+            (6.0, 2.0)
         """
         topo = topological_order(self)
         # Recompute every grad from 0 and add the leaves' earlier grads back at the end:
@@ -555,14 +677,36 @@ class Value:
             v.grad = 0.0
         self.grad = 1.0
         try:
-            for v in reversed(topo):
-                v._backward()
+            if create_graph:
+                for v in reversed(topo):
+                    v._backward(True)
+            else:
+                for v in reversed(topo):
+                    v._backward()
         except BaseException:
             for v, g in kept:  # a failed call leaves the leaves as they were
                 v.grad = g
             raise
         for v, g in kept:
-            v.grad += g
+            v.grad += g  # float + Value works too: a grad kept from a create_graph call
+
+    @property
+    def tangent(self) -> float:
+        """d(self)/dt where each leaf moves at its `tangent` (forward mode, a JVP).
+
+        Computed on first reading, for this node and every node below it, and kept
+        (the graph is fixed once built). Raises DomainError where a partial that
+        matters is infinite, NotImplementedError for an op without a tangent rule.
+
+        Example:
+            >>> a, b = Value(2.0, tangent=1.0), Value(-3.0)
+            >>> c = a * b + b**2
+            >>> c.tangent, Value(2.0, tangent=0.5).exp().tangent == 0.5 * math.exp(2)
+            (-3.0, True)
+        """
+        if self._tangent is None:
+            _compute_tangents(self)
+        return self._tangent  # type: ignore[return-value]
 
     def zero_grad(self) -> None:
         """Set `.grad = 0.0` on this value and every node it was computed from."""
@@ -570,6 +714,65 @@ class Value:
 
     def __repr__(self) -> str:
         return f"Value(data={self.data}, grad={self.grad})"
+
+
+def _sqrt_partial(i: int, o: float, x: float) -> float:
+    """1 / (2 sqrt(x)), from o = sqrt(x); infinite at 0, as in sqrt's backward."""
+    if o == 0:
+        raise DomainError(f"sqrt: derivative is infinite at {x!r}")
+    return 0.5 / o
+
+
+# Forward mode: each primitive op's partial derivative d(result)/d(operand i), in float64,
+# from the result's data o and the operands' data x (and y). A second, independent
+# statement of each derivative beside the op's backward; ops that captured what their
+# derivative needs (library ops, x ** p) keep it as the node's _slope instead.
+_PARTIALS: dict[str, Callable[..., float]] = {
+    "+": lambda i, o, x, y: 1.0,
+    "*": lambda i, o, x, y: y if i == 0 else x,
+    "/": lambda i, o, x, y: 1 / y if i == 0 else -(1 / y) * o,
+    "**": lambda i, o, x, y: _pow_grad(x, y, o, 1.0) if i == 0 else o * math.log(x),
+    "exp": lambda i, o, x: o,
+    "log": lambda i, o, x: 1 / x,
+    "relu": lambda i, o, x: 1.0 if x > 0 else 0.0,
+    "sin": lambda i, o, x: math.cos(x),
+    "cos": lambda i, o, x: -math.sin(x),
+    "sqrt": _sqrt_partial,
+    "maximum": lambda i, o, x, y: 0.5 if x == y else 0.0 if (x < y, y < x)[i] else 1.0,
+    "minimum": lambda i, o, x, y: 0.5 if x == y else 0.0 if (x > y, y > x)[i] else 1.0,
+}
+
+
+def _partial(node: Value, i: int) -> float:
+    """d(node)/d(its operand i), in float64."""
+    if node._slope is not None:
+        return node._slope()
+    rule = _PARTIALS.get(node._op)
+    if rule is None:
+        raise NotImplementedError(f"engine.Value: no tangent rule for op {node._op!r}")
+    return rule(i, node.data, *(child.data for child in node._prev))
+
+
+def _compute_tangents(root: Value) -> None:
+    """Set `_tangent` on root and on every node below it that has none, children first.
+
+    Iterative (no recursion limit), and stops at nodes already done, so reading the
+    tangents of a chain from the bottom up costs O(length). A leaf's is 0 unless given.
+    """
+    stack = [root]
+    while stack:
+        node = stack[-1]
+        todo = [child for child in node._prev if child._tangent is None]
+        if todo:
+            stack.extend(todo)
+            continue
+        stack.pop()
+        if node._tangent is None:  # a shared node may have been stacked twice
+            tangent = 0.0
+            for i, child in enumerate(node._prev):
+                if child._tangent:  # an unused partial is not evaluated: no inf * 0, no error
+                    tangent += _partial(node, i) * child._tangent
+            node._tangent = tangent
 
 
 def topological_order(root: Any) -> list[Any]:
