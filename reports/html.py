@@ -15,6 +15,8 @@ used any (reference material, :mod:`reports.definitions`), then the summary tabl
 (``templates/card.html.j2``) is also rendered alone by :func:`finding_card`, and
 the verdict by :func:`summary_fragment`, for notebooks: the CSS
 (``templates/style.css``) is scoped under ``.cg`` so one stylesheet serves both.
+A finding of kind ``hessian`` or ``jvp`` also gets its second-order or
+forward-mode table under the claim (:mod:`reports.second_order`).
 
 Example:
     >>> page = render({"engine": "engine:Value", "seed": 0, "examples": 5, "ops": ["add"],
@@ -35,6 +37,8 @@ from markupsafe import Markup
 
 from reports.definitions import definition_views
 from reports.mathml import sanitize_mathml
+from reports.second_order import KINDS as SECOND_ORDER_KINDS
+from reports.second_order import hessian_view, jvp_view
 from reports.svg import (
     MAX_GRAPH_NODES,
     as_real,
@@ -250,6 +254,9 @@ def _finding(f: Mapping[str, Any], engine: str, json_path: str | None, ids: set[
         index = variables.index(shown)
         exact = gradient[index] if index < len(gradient) else None
     plot, plot_note = _plot(f, shown, exact, variables, anchor)
+    if plot is None and kind in SECOND_ORDER_KINDS and not _list(f.get("steps")):
+        plot_note = ("No finite-difference sweep for this finding: the differences are in the "
+                     + ("Hessian" if kind == "hessian" else "forward-mode") + " table above.")
     engine_row = _dict(oracles.get("engine"))
     if plot is None and kind == "value" and engine_row:
         # No figure to carry the engine's line: say in words what it would show.
@@ -295,20 +302,35 @@ def _finding(f: Mapping[str, Any], engine: str, json_path: str | None, ids: set[
         "shrunk": bool(f.get("shrunk")),
         "original": str(f.get("original") or ""),
         "table": _oracle_table(f, oracles, variables, blame),
+        # A second-order or forward-mode finding may come without first-order oracles:
+        # then its own table is the evidence, and an empty oracle table is left out.
+        "show_table": bool(oracles) or kind not in SECOND_ORDER_KINDS,
+        "hessian": hessian_view(f.get("hessian"), variables, blame),
+        "jvp": jvp_view(f.get("jvp"), variables, blame),
         "graph": Markup(graph) if graph else None,
         "graph_caption": ("exact values and gradients (d output / d node); the engine's where they differ; blamed op in red"
                           if grads else "exact values; engine values where they differ; blamed op in red"),
         # The verifier leaves ``graph`` empty when the graph is too big to export.
         "graph_note": None if graph else (
             f"graph too large to draw ({len(graph_nodes)} nodes; the page draws at most {MAX_GRAPH_NODES})"
-            if graph_nodes else "graph too large to draw"),
+            if graph_nodes else ("no graph recorded for this finding" if kind in SECOND_ORDER_KINDS
+                                 else "graph too large to draw")),
         "plot": Markup(plot) if plot else None,
         "plot_note": plot_note,
         "plot_variable": shown,
         "replay": f"verifier replay {shlex.quote(target)} --id {shlex.quote(str(f.get('id') or anchor))}",
-        "python": "from verifier import compare\n"
-                  f"print(compare({_py(str(f.get('expression', '')))}, {_py(point)}, engine={_py(engine)}))",
+        "python": _reproducer(kind, str(f.get("expression", "")), point, engine),
     }
+
+
+def _reproducer(kind: str, expression: str, point: Any, engine: Any) -> str:
+    """The Python lines that show the finding again: compare() (at order 2 for a
+    Hessian), or assert_tangents for forward mode."""
+    if kind == "jvp":
+        return ("from verifier import assert_tangents\n"
+                f"assert_tangents({_py(expression)}, {_py(point)}, engine={_py(engine)})")
+    order = ", order=2" if kind == "hessian" else ""
+    return f"from verifier import compare\nprint(compare({_py(expression)}, {_py(point)}, engine={_py(engine)}{order}))"
 
 
 def _short_json(value: Any, limit: int = 300) -> str:

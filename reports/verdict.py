@@ -59,15 +59,20 @@ def _counts(judged: Mapping[str, Any], key: str) -> dict[str, int]:
     return {str(k): v for k, v in counts.items() if isinstance(v, int) and not isinstance(v, bool)}
 
 
+# What is judged, as the JSON's "judged" names it: (key, noun, plural, short noun).
+QUANTITIES = (("values", "value", "values", "value"), ("partials", "partial derivative", "partial derivatives", "partial"),
+              ("hessians", "Hessian entry", "Hessian entries", "Hessian entry"))
+
+
 def judged_short(judged: Mapping[str, Any]) -> str | None:
     """"401 of 480 values and 456 of 552 partial derivatives judged", or None if not recorded."""
     parts = []
-    for key, word in (("values", "value"), ("partials", "partial derivative")):
+    for key, word, words, _ in QUANTITIES:
         counts = _counts(judged, key)
         if counts:
             total = sum(counts.values())
-            parts.append(f"{counts.get('judged', 0):,} of {plural(total, word)}")
-    return " and ".join(parts) + " judged" if parts else None
+            parts.append(f"{counts.get('judged', 0):,} of {plural(total, word, words)}")
+    return (", ".join(parts[:-1]) + " and " + parts[-1] if len(parts) > 1 else parts[0]) + " judged" if parts else None
 
 
 def judged_sentence(judged: Mapping[str, Any]) -> str | None:
@@ -81,20 +86,19 @@ def judged_sentence(judged: Mapping[str, Any]) -> str | None:
     short = judged_short(judged)
     if short is None:
         return None
-    values, partials = _counts(judged, "values"), _counts(judged, "partials")
-    reasons = [r for r in SHORT_REASONS if values.get(r) or partials.get(r)]
-    reasons += sorted({r for r in (*values, *partials) if r != "judged" and r not in SHORT_REASONS
-                       and (values.get(r) or partials.get(r))})
+    each = [(_counts(judged, key), short, "Hessian entries" if key == "hessians" else None) for key, _, _, short in QUANTITIES]
+    seen = [r for counts, _, _ in each for r, n in counts.items() if r != "judged" and n]
+    reasons = [r for r in SHORT_REASONS if r in seen] + sorted({r for r in seen if r not in SHORT_REASONS})
     parts = []
     for reason in reasons:
-        counts = [plural(c[reason], word) for c, word in ((values, "value"), (partials, "partial")) if c.get(reason)]
+        counts = [plural(c[reason], word, words) for c, word, words in each if c.get(reason)]
         parts.append(f"{SHORT_REASONS.get(reason, reason)}: {', '.join(counts)}")
     return short + ("; not judged: " + "; ".join(parts) + "." if parts else "; nothing left unjudged.")
 
 
 def judged_total(judged: Mapping[str, Any]) -> int | None:
     """How many quantities were judged in all, None if not recorded."""
-    counts = [_counts(judged, key) for key in ("values", "partials")]
+    counts = [_counts(judged, key) for key, *_ in QUANTITIES]
     if not any(counts):
         return None
     return sum(c.get("judged", 0) for c in counts)
@@ -160,9 +164,9 @@ UNJUDGED_REASONS = {
 
 
 def judged_rows(judged: Mapping[str, Any]) -> list[dict[str, Any]]:
-    """Rows of the "what was judged" table: values, then partial derivatives."""
+    """Rows of the "what was judged" table: values, partial derivatives, Hessian entries."""
     rows = []
-    for key, label in (("values", "values"), ("partials", "partial derivatives")):
+    for key, _, label, _ in QUANTITIES:
         counts = _counts(judged, key)
         if not counts:
             continue
