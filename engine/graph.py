@@ -39,6 +39,7 @@ _RECORD = str.maketrans({"\\": "\\\\", '"': '\\"', "\n": "\\n", "\r": "",
 
 
 def _num(x: Any) -> str:
+    x = getattr(x, "data", x)  # a grad that is a Value (after backward(create_graph=True)): its number
     try:
         return f"{float(x):.4g}"
     except (TypeError, ValueError):

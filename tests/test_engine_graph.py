@@ -130,3 +130,12 @@ def test_draw_dot_without_graphviz_says_how_to_install(monkeypatch):
         draw_dot(Value(1.0))
     msg = str(info.value)
     assert "\n" not in msg and "pip install graphviz (and the Graphviz binaries to render)" in msg
+
+
+def test_a_graph_after_create_graph_shows_the_grads_numbers() -> None:
+    from engine import Value, to_dot
+
+    x = Value(2.0)
+    y = (x * x).tanh()
+    y.backward(create_graph=True)
+    assert "grad 0.005364" in to_dot(y) and "Value(" not in to_dot(y)
