@@ -35,13 +35,13 @@ def _rss_mb(field: str = "VmRSS") -> float:
     return float("nan")
 
 
-def _campaign_rate(examples: int, workers: int = 1, engine: str = "engine:Value") -> dict:
+def _campaign_rate(examples: int, workers: int = 1, engine: str = "engine:Value", cluster: object = None) -> dict:
     """Expressions per second while exploring (after start-up), and the wall time."""
     from verifier.campaign import check_engine
 
     marks: list[tuple[float, int]] = []
     start = time.perf_counter()
-    result = check_engine(engine, examples=examples, seed=1, workers=workers,
+    result = check_engine(engine, examples=examples, seed=1, workers=workers, cluster=cluster,
                           progress=lambda done, total: marks.append((time.perf_counter(), done)))
     wall = time.perf_counter() - start
     first = next(m for m in marks if m[1] >= examples // 10)
@@ -121,9 +121,31 @@ def bench_parallel(quick: bool) -> dict:
     return {"workers": workers, "rate": parallel["rate"], "same_findings": same, "findings": len(serial_findings)}
 
 
+def bench_dask(quick: bool) -> dict:
+    """A campaign's shards as tasks on a Dask LocalCluster of 2 worker processes
+    (examples/s while exploring, a warm cluster), and whether it finds what a serial run finds."""
+    try:
+        from distributed import LocalCluster
+    except ImportError:
+        return {"error": "dask.distributed is not installed: pip install 'crossgrad[dask]'"}
+    from verifier.campaign import check_engine
+
+    examples = 2000 if quick else 8000
+    target = f"{ROOT / 'tests' / 'engines' / 'student.py'}:Value"
+    with LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None) as cluster:
+        check_engine("engine:Value", examples=200, seed=2, cluster=cluster, progress=False)  # warm the workers
+        dask = _campaign_rate(examples, cluster=cluster)
+        dask_findings = check_engine(target, examples=600, seed=4, cluster=cluster, progress=False).findings
+    serial_findings = check_engine(target, examples=600, seed=4, progress=False).findings
+    same = [(f.signature, f.expression, f.point) for f in serial_findings] == \
+           [(f.signature, f.expression, f.point) for f in dask_findings]
+    return {"workers": 2, "examples": examples, "rate": dask["rate"], "wall": dask["wall"], "same_findings": same,
+            "findings": len(serial_findings)}
+
+
 BENCHMARKS = {
     "throughput": bench_throughput, "handwritten": bench_handwritten, "scale": bench_scale,
-    "backward": bench_backward, "memory": bench_memory, "parallel": bench_parallel,
+    "backward": bench_backward, "memory": bench_memory, "parallel": bench_parallel, "dask": bench_dask,
 }
 
 
@@ -164,6 +186,12 @@ def _table(results: dict) -> list[tuple[str, str, str, str]]:
         rows.append((f"--workers {p['workers']} vs 1 core", f"{p['rate']:.0f} expr/s = {speedup:.2f}x",
                      f">= {0.8 * p['workers']:.1f}x", _ok(speedup >= 0.8 * p["workers"])))
         rows.append(("same findings, serial vs parallel", "yes" if p["same_findings"] else "NO", "identical", _ok(p["same_findings"])))
+    d = results.get("dask")
+    if d and "rate" in d:
+        over = f" = {d['rate'] / t['rate']:.2f}x 1 core" if t and "rate" in t else ""
+        rows.append((f"Dask LocalCluster, {d['workers']} workers ({d['examples']:,} examples)",
+                     f"{d['rate']:.0f} expr/s{over} ({d['wall']:.0f} s wall)", "comparison", ""))
+        rows.append(("same findings, serial vs Dask", "yes" if d["same_findings"] else "NO", "identical", _ok(d["same_findings"])))
     for name, value in results.items():
         if isinstance(value, dict) and "error" in value:
             rows.append((name, "failed: " + value["error"], "", "no"))

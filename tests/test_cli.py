@@ -164,7 +164,7 @@ def test_ctrl_c_writes_the_partial_report(tmp_path: Path) -> None:
     out = tmp_path / "partial.json"
     process = subprocess.Popen(
         [sys.executable, "-m", "verifier", "check", "--engine", mutant(tmp_path, "exp_grad_uses_input"),
-         "--examples", "1000000", "--json", str(out)],
+         "--examples", "1000000", "--workers", "1", "--json", str(out)],
         cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
         # xdist workers ignore SIGINT, and an ignored SIGINT is inherited: Python
         # would then install no KeyboardInterrupt handler at all.

@@ -1,7 +1,9 @@
 """Where a campaign's shards run: one after another in this process
 (:func:`_serial`), or on a pool of spawned worker processes, each with its own
-engine sandbox (:func:`_parallel`); and Ctrl-C turned into a flag both poll
-(:func:`_ctrl_c`).
+engine sandbox (:func:`_parallel`), or as tasks on a Dask cluster
+(:mod:`verifier.cluster`, which shrinks here with :func:`_shrink_here`); and Ctrl-C
+turned into a flag they all poll (:func:`_ctrl_c`). :func:`auto_workers` is what
+``--workers auto`` starts.
 
 Both explore every shard, then shrink the first occurrence of each signature
 (:mod:`verifier.explore` holds the exploring and shrinking). With a time budget,
@@ -23,6 +25,7 @@ from __future__ import annotations
 
 import contextlib
 import multiprocessing
+import os
 import signal
 import threading
 import time
@@ -34,6 +37,28 @@ from verifier.findings import Finding
 from verifier.hosts import Sandbox
 
 SHRINK_SHARE = 0.5  # with a time budget, shrinking may take this share of it more
+# ``--workers auto``: a worker process takes ~5-15 s to start (see verifier.cli), so a
+# campaign with a time budget under this many seconds runs serially whatever its size.
+AUTO_MIN_BUDGET = 60.0
+
+
+def auto_workers(examples: int, time_budget: float | None = None, per_worker: int = 4000, cpus: int | None = None) -> int:
+    """The worker processes worth starting for a campaign (``--workers auto``): one per
+    CPU, but at most one per ``per_worker`` examples, and none (a serial run) with a
+    time budget under ``AUTO_MIN_BUDGET`` seconds. A campaign too small to gain from
+    processes (a few shards, a short budget) runs serially.
+
+    Example:
+        >>> auto_workers(300, cpus=8), auto_workers(20_000, cpus=8), auto_workers(20_000, cpus=2)
+        (1, 5, 2)
+        >>> auto_workers(100_000, time_budget=30, cpus=8), auto_workers(100_000, time_budget=600, cpus=8)
+        (1, 8)
+    """
+    if cpus is None:
+        cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    if time_budget is not None and time_budget < AUTO_MIN_BUDGET:
+        return 1
+    return max(1, min(cpus, examples // per_worker))
 
 
 @contextlib.contextmanager
@@ -80,6 +105,12 @@ def _serial(host: Any, config: _Config, shards: list[int], examples: int, progre
         results.append(result)
         if result.stopped:
             break
+    return _shrink_here(host, config, results, progress, pressed), results
+
+
+def _shrink_here(host: Any, config: _Config, results: list, progress: Callable | None, pressed: threading.Event) -> list:
+    """Shrink, in this process, the first occurrence of each signature the shards
+    found (unshrunk once Ctrl-C is pressed or the shrink deadline passes)."""
     first, _, _ = _merge(results)
     quarantine = {r.shard: r.quarantine for r in results}
     findings = []
@@ -96,7 +127,7 @@ def _serial(host: Any, config: _Config, shards: list[int], examples: int, progre
         findings.append(_unshrunk(host, occurrence))
     if progress is not None and first:
         progress(len(first), len(first), "shrinking")
-    return findings, results
+    return findings
 
 
 def _gather(jobs: list[Future], pressed: threading.Event, progress: Callable | None = None) -> list:
@@ -131,6 +162,8 @@ def _parallel(config: _Config, shards: list[int], examples: int, workers: int, p
                     progress(min(counter.value, examples), examples, "checking")
                 if pressed.is_set():
                     raise KeyboardInterrupt
+                if config.deadline is not None and time.time() > config.deadline:
+                    pending = _cancel_queued(pending)  # out of time: the shards not yet started find nothing
             first, _, _ = _merge(results)
             quarantine = {r.shard: r.quarantine for r in results}
             deadline = _shrink_deadline(config)
@@ -139,7 +172,8 @@ def _parallel(config: _Config, shards: list[int], examples: int, workers: int, p
         except KeyboardInterrupt:
             pressed.set()
             stop.set()
-            for future in list(pending):
+            # The shards not yet started would find nothing (thousands of them take minutes).
+            for future in list(_cancel_queued(pending)):
                 try:
                     results.append(future.result())
                 except Exception:  # noqa: BLE001
@@ -153,6 +187,11 @@ def _parallel(config: _Config, shards: list[int], examples: int, workers: int, p
             finally:
                 host.close()
     return findings, results
+
+
+def _cancel_queued(pending: set) -> set:
+    """Cancel the jobs no worker has started; the others."""
+    return {future for future in pending if not future.cancel()}
 
 
 # -- in the workers' processes (module-level: the pool pickles them by name) -----------
