@@ -183,16 +183,20 @@ def test_describe_error_makes_plain_strings_of_hostile_messages() -> None:
 
 
 def test_outcomes_are_checked_field_by_field() -> None:
-    good = ("ok", 1.0, (2.0,), "", "", None, None, None)
+    good = ("ok", 1.0, (2.0,), "", "", None, None, None, None, None, "", "")
     assert EngineOutcome.from_tuple(good).value == 1.0
     for bad in [
         ("ok", 1.0, (2.0,), "", "", None, None),  # short
-        ("fine", 1.0, (2.0,), "", "", None, None, None),  # unknown status
-        ("ok", 1, (2.0,), "", "", None, None, None),  # an int value
-        ("ok", 1.0, [2.0], "", "", None, None, None),  # a list gradient
-        ("ok", 1.0, (2.0,), b"", "", None, None, None),  # bytes
-        ("ok", 1.0, (2.0,), "", "", -1, None, None),  # a negative node
-        ("ok", 1.0, (2.0,), "", "", True, None, None),  # a bool node
+        ("fine", 1.0, (2.0,), "", "", None, None, None, None, None, "", ""),  # unknown status
+        ("ok", 1, (2.0,), "", "", None, None, None, None, None, "", ""),  # an int value
+        ("ok", 1.0, [2.0], "", "", None, None, None, None, None, "", ""),  # a list gradient
+        ("ok", 1.0, (2.0,), b"", "", None, None, None, None, None, "", ""),  # bytes
+        ("ok", 1.0, (2.0,), "", "", -1, None, None, None, None, "", ""),  # a negative node
+        ("ok", 1.0, (2.0,), "", "", True, None, None, None, None, "", ""),  # a bool node
+        ("ok", 1.0, (2.0,), "", "", None, None, None, [(1.0,)], None, "", ""),  # a list Hessian
+        ("ok", 1.0, (2.0,), "", "", None, None, None, ((1,),), None, "", ""),  # an int in the Hessian
+        ("ok", 1.0, (2.0,), "", "", None, None, None, None, ("1",), "", ""),  # a str tangent
+        ("ok", 1.0, (2.0,), "", "", None, None, None, None, None, None, ""),  # a None error
     ]:
         with pytest.raises(ValueError, match="not an engine outcome"):
             EngineOutcome.from_tuple(bad)

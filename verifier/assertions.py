@@ -38,16 +38,21 @@ from verifier.evidence import build_finding
 from verifier.expr import Expr, compile_program, natural_key
 from verifier.findings import Blame, Finding, OracleReport
 from verifier.hosts import InProcess
-from verifier.judge import PASS, format_number, format_point
+from verifier.judge import PASS, Verdict, format_number, format_point, worst
 from verifier.loader import load_engine
-from verifier.reference import sweep
+from verifier.reference import sweep, truth_at
 from verifier.run_engine import EngineOutcome, run
+from verifier.second_blame import blame_higher
+from verifier.second_evidence import with_section
+from verifier.second_order import FIRST_ORDER, HIGHER_KINDS, Checks, checking, parse_modes
 
 __all__ = [
     "GradientMismatch",
     "assert_gradients",
     "assert_op_alone",  # noqa: F822 - from verifier.alone, by __getattr__ below
     "assert_same_gradients",
+    "assert_hessians",
+    "assert_tangents",
     "replay_command",
     "set_replay_file",
     "format_finding",
@@ -392,14 +397,79 @@ def assert_gradients(
     return _judge(host, e, points)
 
 
-def _judge(host: InProcess, e: Expr, points: Any) -> int:
+def assert_hessians(
+    expr: str | Expr | Callable[..., Any],
+    points: Mapping[str, Any] | Sequence[Sequence[float]] | np.ndarray,
+    *,
+    engine: type | str,
+    ops: Sequence[str] | None = None,
+    modes: str = "rev",
+) -> int:
+    """Assert that ``engine`` gets the Hessian of ``expr`` right (and its value and
+    gradient: a first-order error comes first), as :func:`assert_gradients` does at
+    first order: each entry against the exact one (SymPy's second derivatives along
+    the graph, 50 digits) with the noise floor float64 allows there. The engine's
+    ``backward`` must accept ``create_graph=True``; ``modes="fwd,rev"`` checks its
+    forward mode (``Value(x, tangent=t)``) too.
+
+    Returns:
+        How many points had some Hessian entry (or forward-mode partial) judged.
+
+    Raises:
+        GradientMismatch: at the first point with a real error, blamed.
+
+    Example:
+        >>> from engine import Value
+        >>> assert_hessians(lambda a, b: (a * b).tanh(), [[0.5, 2.0], [-1.0, 3.0]], engine=Value)
+        2
+    """
+    __tracebackhide__ = True
+    e = as_expression(expr)
+    host = _host(engine)
+    _require(e, host.supported if ops is None else tuple(ops), host)
+    return _judge(host, e, points, Checks(2, parse_modes(modes)))
+
+
+def assert_tangents(
+    expr: str | Expr | Callable[..., Any],
+    points: Mapping[str, Any] | Sequence[Sequence[float]] | np.ndarray,
+    *,
+    engine: type | str,
+    ops: Sequence[str] | None = None,
+) -> int:
+    """Assert that ``engine``'s forward mode is right: with variable ``k``'s tangent 1
+    (``Value(x, tangent=1.0)``) and the others 0, the output's ``.tangent`` is the
+    partial d/dx_k, judged as the reverse-mode gradient is.
+
+    Returns:
+        How many points had some forward-mode partial judged.
+
+    Example:
+        >>> from engine import Value
+        >>> assert_tangents("x * sin(y)", {"x": 2.0, "y": 0.5}, engine=Value)
+        1
+    """
+    __tracebackhide__ = True
+    e = as_expression(expr)
+    host = _host(engine)
+    _require(e, host.supported if ops is None else tuple(ops), host)
+    return _judge(host, e, points, Checks(1, True))
+
+
+def _judge(host: InProcess, e: Expr, points: Any, checks: Checks = FIRST_ORDER) -> int:
     __tracebackhide__ = True
     program = compile_program(e)
     rows = _rows(program.variables, points)
-    report = judge_case(host, program, rows)
+    with checking(checks):
+        report = judge_case(host, program, rows)
+        return _verdict(host, e, program, rows, report, checks)
+
+
+def _verdict(host: InProcess, e: Expr, program: Any, rows: np.ndarray, report: Any, checks: Checks) -> int:
+    __tracebackhide__ = True
     _stats["examples"] += 1
     _stats.update({f"points.{k}": v for k, v in report.counts.items()})
-    compared = sum(report.counts[status] for status in COMPARED)
+    compared = sum(report.counts[status] for status in COMPARED) if not checks.higher else report.higher
     if report.error is None:
         return compared
     if UNSTABLE_SEVERITY == "warning":
@@ -414,12 +484,44 @@ def _judge(host: InProcess, e: Expr, points: Any) -> int:
     at = rows[report.error.index]
 
     def details() -> tuple[str, Finding | None]:
+        chosen = worst(report.error.verdicts)
+        if chosen is not None and chosen.kind in HIGHER_KINDS:
+            return _higher_details(host, program, at, report.error.verdicts, summary)
         finding = build_finding(host, program, at)
         if finding is None:  # it did not show again (a stateful engine?): the verdicts still stand
             return summary, None
         return format_finding(finding, engine=host.name), finding
 
     raise GradientMismatch(summary, details=details)
+
+
+def _higher_details(host: InProcess, program: Any, at: Any, verdicts: Sequence[Verdict], summary: str) -> tuple[str, Finding | None]:
+    """A second-order or forward-mode failure: the finding, its blame and its table."""
+    kind = worst(list(verdicts)).kind
+    blame = blame_higher(host, program, at, kind, truth_at(program, at).node_values)
+    finding = build_finding(host, program, at, blame=blame, verdicts=verdicts)
+    if finding is None:
+        return summary, None
+    finding = with_section(host, program, at, finding, verdicts)
+    lines = [summary, f"  blame        {_blame_text(blame)}"]
+    if finding.hessian is not None:
+        h = finding.hessian
+        names = [n for n in ("engine", "sympy", "torch", "differences") if h["rows"].get(n) is not None]
+        grid = [["entry", "exact"] + names + ["floor"]]
+        n = len(program.variables)
+        for i in range(n):
+            for j in range(n):
+                grid.append([f"[{program.variables[i]}, {program.variables[j]}]", str(h["exact_text"][i][j])]
+                            + [_number(h["rows"][name][i][j]) for name in names] + [_floor(h["floor"][i][j])])
+        lines += _grid(grid)
+    if finding.jvp is not None:
+        j = finding.jvp
+        grid = [["partial", "exact", "forward mode", "reverse mode", "floor"]]
+        for k, name in enumerate(program.variables):
+            grid.append([f"d/d{name}", str(j["exact_text"][k]), _number((j["engine"] or [None] * (k + 1))[k]),
+                         _number((j["vjp"] or [None] * (k + 1))[k]), _floor(j["floor"][k])])
+        lines += _grid(grid)
+    return "\n".join(lines), finding
 
 
 # -- assert_same_gradients --------------------------------------------------------------

@@ -36,12 +36,14 @@ from verifier.expr import apply, compile_program, var
 from verifier.evidence import build_finding
 from verifier.findings import Blame, Finding
 from verifier.narrower import narrower_format, one_finding
-from verifier.hosts import InProcess, Sandbox, open_host
+from verifier.hosts import EngineCrash, EngineTimeout, InProcess, Sandbox, open_host
 from verifier.judge import KIND_ORDER
 from verifier.loader import absolute_target, target_of
 from verifier.ops import OPS, op_names, written_ops
+from verifier.parsing import parse
 from verifier.reference import exact
 from verifier.result import CampaignResult
+from verifier.second_order import Checks, checking, current_checks, parse_modes
 from verifier.strategies import Case
 
 __all__ = ["check_engine", "CampaignResult"]
@@ -128,6 +130,9 @@ def check_engine(
     progress: Callable[..., None] | None | bool = None,
     unstable: str = "error",
     dtype: str | None = None,
+    cluster: Any = None,
+    order: int = 1,
+    modes: str | Sequence[str] = "rev",
 ) -> CampaignResult:
     """Run a campaign: ``examples`` random expressions, each judged at 8 points with
     every oracle; every distinct discrepancy shrunk and blamed.
@@ -142,6 +147,11 @@ def check_engine(
         time_budget: stop exploring after this many seconds (findings are kept, and
             shrunk for at most half as long again).
         workers: processes to run shards in (needs an importable engine).
+        cluster: run the shards as tasks on a Dask cluster instead (``pip install
+            'crossgrad[dask]'``): a scheduler address (``"tcp://host:8786"``), a
+            ``dask.distributed.Client`` or a ``LocalCluster``. The engine must load on
+            the workers (checked first: a one-line ``ValueError`` if not); the
+            findings are a serial run's (see :mod:`verifier.cluster`).
         isolate: False runs the engine in this process, unprotected; by default it
             runs in a sandbox process (a class that cannot be imported there, from
             a notebook or ``__main__``, is shipped by value).
@@ -152,6 +162,11 @@ def check_engine(
             :mod:`verifier.formats`): it is judged by what that format allows, at
             inputs that format holds. Default: the adapter's own (``"torch:float32"``),
             else float64.
+        order: 2 also checks the Hessian of every expression at every point against
+            the exact one: the engine's ``backward`` must accept ``create_graph=True``
+            (see :mod:`verifier.second_order`).
+        modes: ``"rev"`` (reverse mode, the default) or ``"fwd,rev"``: forward mode
+            too, where the engine's ``Value(x, tangent=t)`` carries a ``.tangent``.
         progress: called as ``progress(done, total, phase)``: phase ``"checking"``
             (examples explored of those asked for), then ``"shrinking"`` (findings
             shrunk of those to shrink); a callable taking only ``(done, total)`` is
@@ -180,6 +195,12 @@ def check_engine(
         raise ValueError(f"time_budget={time_budget!r}: expected a number of seconds > 0")
     if isinstance(workers, bool) or not isinstance(workers, int) or workers < 1:
         raise ValueError(f"workers={workers!r}: expected an int >= 1")
+    if isinstance(order, bool) or order not in (1, 2):
+        raise ValueError(f"order={order!r}: expected 1 or 2")
+    try:
+        checks = Checks(order, parse_modes(modes))
+    except ValueError as error:
+        raise ValueError(f"modes={modes!r}: {error}") from None
     if dtype is not None:
         format_named(dtype)  # a bad name fails before the engine is loaded
     requested_ops = op_names(ops) if isinstance(ops, str) or ops is None else op_names(",".join(ops))
@@ -193,12 +214,12 @@ def check_engine(
     except ValueError as error:
         host.close()
         raise ValueError(f"the engine's crossgrad_format: {error}") from None
-    with using(number_format):
-        return _campaign(host, requested_ops, examples, seed, ops, timeout, time_budget, workers, progress, unstable, started)
+    with using(number_format), checking(checks):
+        return _campaign(host, requested_ops, examples, seed, ops, timeout, time_budget, workers, progress, unstable, started, cluster=cluster)
 
 
 def _campaign(host: Any, requested_ops: tuple[str, ...], examples: int, seed: int, ops: Any, timeout: float,
-              time_budget: float | None, workers: int, progress: Any, unstable: str, started: float) -> CampaignResult:
+              time_budget: float | None, workers: int, progress: Any, unstable: str, started: float, cluster: Any = None) -> CampaignResult:
     try:
         name = host.name
         tested = tuple(op for op in requested_ops if op in host.supported)
@@ -212,17 +233,24 @@ def _campaign(host: Any, requested_ops: tuple[str, ...], examples: int, seed: in
         target = host.target if isinstance(host, Sandbox) else (target_of(host.engine) if isinstance(host, InProcess) else None)
         if workers > 1 and not isinstance(host, Sandbox):
             raise ValueError(f"workers={workers}: parallel runs need an engine that can be re-imported (a module:Class or file.py:Class target)")
+        checks = current_checks()
+        if checks.higher:
+            _can_check(host, checks)
         with _ctrl_c() as pressed:
             smoke = _smoke(host, tested, pressed)
             config = _Config(target, tested, seed, float(timeout), MAX_LEAVES, POINTS_PER_CASE,
                              started + time_budget if time_budget else None,
                              frozenset(o.signature[2] for o in smoke), time_budget,
-                             tuple(d.to_json() for d in definitions()), current_format().name)
+                             tuple(d.to_json() for d in definitions()), current_format().name, checks.order, checks.forward)
             shards = list(range(math.ceil(examples / SHARD_SIZE)))
             shown = _phased(progress)
             try:
                 if pressed.is_set():
                     findings, results = [], []
+                elif cluster is not None:
+                    from verifier.cluster import _dask
+
+                    findings, results, workers = _dask(host, config, shards, examples, cluster, shown, pressed)
                 elif workers == 1:
                     findings, results = _serial(host, config, shards, examples, shown, pressed)
                 else:
@@ -259,12 +287,29 @@ def _campaign(host: Any, requested_ops: tuple[str, ...], examples: int, seed: in
         stopped=stopped, workers=workers, skipped=sum(r.skipped for r in results), oracle_findings=oracle_findings,
         quarantined=tuple(sorted(config.quarantined)),
         settings={"timeout": timeout, "time_budget": time_budget, "max_leaves": MAX_LEAVES,
-                  "points_per_case": POINTS_PER_CASE, "shard_size": SHARD_SIZE, "dtype": current_format().name},
+                  "points_per_case": POINTS_PER_CASE, "shard_size": SHARD_SIZE, "dtype": current_format().name,
+                  "order": checks.order, "modes": ",".join(checks.modes)},
         unjudged=_unjudged(stopped, tried, sum(r.skipped for r in results), counts, _judged(results)),
         judged=_judged(results),
         occurrences=dict(sum((r.seen for r in results), Counter())),
         definitions=tuple(d.to_json() for d in definitions() if d.name in tested or d.name in absent),
     )
+
+
+def _can_check(host: Any, checks: Checks) -> None:
+    """Raise a one-line ValueError if the engine cannot do what ``checks`` asks
+    (its ``backward`` refuses ``create_graph``, its ``Value`` refuses ``tangent``)."""
+    program = compile_program(parse("x * y"))
+    try:
+        [outcome] = host.run(program, [(1.5, -2.0)], order=checks.order, forward=checks.forward)
+    except (EngineCrash, EngineTimeout) as error:
+        host.close()
+        raise ValueError(f"the engine failed on x * y: {error}") from None
+    for asked, error, needs in ((checks.order >= 2, outcome.hessian_error, "--order 2 needs backward(create_graph=True)"),
+                                (checks.forward, outcome.tangent_error, "--modes fwd needs Value(x, tangent=t) and .tangent")):
+        if asked and error and ("TypeError" in error or "AttributeError" in error):
+            host.close()
+            raise ValueError(f"{needs}, and {host.name} cannot: x * y at (1.5, -2) gave {error}")
 
 
 def _judged(results: Sequence[_ShardResult]) -> dict[str, dict[str, int]]:

@@ -87,9 +87,13 @@ def cli() -> None:
 @click.option("--time-budget", type=click.FloatRange(min=0, min_open=True), default=None,
               help="Stop exploring after this many seconds; what was found is shrunk for at most half as "
                    "long again, and reported. A run that judged nothing exits 3.")
-@click.option("--workers", type=click.IntRange(min=1), default=1, show_default=True,
+@click.option("--workers", default="auto", show_default=True, metavar="N|auto", callback=lambda c, p, v: _workers_value(v),
               help=f"Processes to run shards in, at most one per {EXAMPLES_PER_WORKER:,} examples (a worker takes "
-                   "seconds to start: smaller campaigns run serially, which is faster).")
+                   "seconds to start: smaller campaigns run serially, which is faster). auto: one per CPU within that "
+                   f"limit, so serially below {2 * EXAMPLES_PER_WORKER:,} examples, on one CPU, or with a --time-budget under 60 s.")
+@click.option("--dask", "dask_address", default=None, metavar="ADDRESS",
+              help="Run the shards as tasks on a Dask cluster (its scheduler, e.g. tcp://scheduler:8786) instead of "
+                   "local processes; the engine must be importable on its workers. Needs pip install 'crossgrad[dask]'.")
 @click.option("--unstable", type=click.Choice(["error", "warning"]), default="error", show_default=True,
               help="Severity of a numerically unstable formula (right at ordinary inputs, broken at extreme ones).")
 @click.option("--dtype", type=click.Choice(["float64", "float64-ftz", "float32", "float32-ftz", "float16", "bfloat16"]), default=None,
@@ -103,18 +107,29 @@ def cli() -> None:
                    "OP's formula (--op) in random graphs of the framework's ops. Repeatable.")
 @click.option("--ops-file", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help="Define the ops of a TOML file's [ops.NAME] tables (formula, method, domain, ...) and check them.")
+@click.option("--order", type=click.IntRange(1, 2), default=1, show_default=True,
+              help="2: also check every expression's Hessian against the exact one (the engine's backward must "
+                   "accept create_graph=True; each .grad is then a Value that is back-propagated again).")
+@click.option("--modes", default="rev", show_default=True, metavar="fwd,rev",
+              help="Derivative modes to check: 'fwd,rev' adds forward mode (Value(x, tangent=t) and .tangent).")
 def check(target: str, examples: int, seed: int, ops: str | None, json_path: Path | None, report_path: Path | None,
           timeout: float, time_budget: float | None, workers: int, unstable: str, dtype: str | None,
-          op_texts: tuple[str, ...], customs: tuple[str, ...], ops_file: Path | None) -> None:
+          op_texts: tuple[str, ...], customs: tuple[str, ...], ops_file: Path | None, order: int = 1, modes: str = "rev",
+          dask_address: str | None = None) -> None:
     """Run a campaign against an engine and report every discrepancy."""
     from verifier.campaign import check_engine
     from verifier.ops import op_names
+    from verifier.second_order import parse_modes
 
     defined = _define(op_texts, ops_file)
     try:
         op_names(ops)
     except ValueError as error:
         raise UsageFailure(f"--ops: {error}") from None
+    try:
+        parse_modes(modes)
+    except ValueError as error:
+        raise UsageFailure(f"--modes: {error}") from None
     # The ops as written (an op named is one asked for; "all" is all the engine has),
     # with the defined ones added.
     chosen = ",".join([ops] * bool(ops) + [f"+{name}" for name in defined]) or None
@@ -123,7 +138,9 @@ def check(target: str, examples: int, seed: int, ops: str | None, json_path: Pat
     for path in (json_path, report_path):
         if path is not None and not path.parent.exists():
             raise UsageFailure(f"cannot write {path}: folder {path.parent} does not exist")
-    used = _workers(workers, examples)
+    used = _auto_workers(examples, time_budget, EXAMPLES_PER_WORKER) if workers == "auto" else _workers(workers, examples)
+    if dask_address is not None:
+        used = _dask_usable(workers)
     engine: Any = target
     isolate = None
     if customs:
@@ -132,7 +149,8 @@ def check(target: str, examples: int, seed: int, ops: str | None, json_path: Pat
     with _Progress(console) as update:
         try:
             result = check_engine(engine, examples=examples, seed=seed, ops=chosen, timeout=timeout, isolate=isolate,
-                                  time_budget=time_budget, workers=used, progress=update, unstable=unstable, dtype=dtype)
+                                  time_budget=time_budget, workers=used, progress=update, unstable=unstable, dtype=dtype,
+                                  cluster=dask_address, order=order, modes=modes)
         except ValueError as error:  # includes EngineLoadError
             raise UsageFailure(str(error)) from None
     report = result.to_dict()
@@ -145,7 +163,7 @@ def check(target: str, examples: int, seed: int, ops: str | None, json_path: Pat
 
         write_html(report, report_path, json_path=str(json_path) if json_path else None)
     _summary(_console(), result, json_path, report_path)
-    if used < workers:
+    if workers != "auto" and dask_address is None and used < workers:
         how = "ran serially" if used == 1 else f"used {used} processes"
         _console().print(f"(--workers {workers}: {how}, one per {EXAMPLES_PER_WORKER:,} examples at most: "
                          "a worker takes seconds to start; see --help)")
@@ -199,6 +217,38 @@ def _define(texts: tuple[str, ...], ops_file: Path | None) -> tuple[str, ...]:
         except ValueError as error:
             raise UsageFailure(f"--ops-file: {error}") from None
     return tuple(names)
+
+
+def _workers_value(value: Any) -> Any:
+    """``--workers``: "auto" or a number >= 1."""
+    if str(value).strip().lower() == "auto":
+        return "auto"
+    try:
+        number = int(value)
+    except (TypeError, ValueError):
+        raise click.BadParameter(f"{value!r}: expected a number >= 1 or auto") from None
+    if number < 1:
+        raise click.BadParameter(f"{value!r}: expected a number >= 1 or auto")
+    return number
+
+
+def _auto_workers(examples: int, time_budget: float | None, per_worker: int) -> int:
+    from verifier.executors import auto_workers
+
+    return auto_workers(examples, time_budget, per_worker)
+
+
+def _dask_usable(workers: Any) -> int:
+    """--dask: dask.distributed is installed and --workers is not asked for too."""
+    from verifier.cluster import ClusterError, _distributed
+
+    if workers != "auto":
+        raise UsageFailure(f"--workers {workers} and --dask: choose one (with --dask, the cluster's workers run the shards)")
+    try:
+        _distributed()
+    except ClusterError as error:
+        raise UsageFailure(f"--dask: {error}") from None
+    return 1
 
 
 def _workers(asked: int, examples: int) -> int:
@@ -341,14 +391,16 @@ def _parse_point(text: str) -> dict[str, float]:
               help="The engine class to include, or 'none'.")
 @click.option("--op", "op_texts", multiple=True, metavar="DEFINITION",
               help="Define an op used in EXPRESSION: 'softplus(x) = log(1 + exp(x))' (repeatable; library ops need none).")
-def compare(expression: str, at: str, target: str, op_texts: tuple[str, ...]) -> None:
+@click.option("--order", type=click.IntRange(1, 2), default=1, show_default=True,
+              help="2: also show the Hessian of every oracle beside the exact one.")
+def compare(expression: str, at: str, target: str, op_texts: tuple[str, ...], order: int = 1) -> None:
     """Show every oracle's value and gradient of EXPRESSION at one point."""
     from verifier.comparison import compare as run_compare
 
     _define(op_texts, None)
     point = _parse_point(at)
     try:
-        result = run_compare(expression, point, engine=False if target == "none" else target)
+        result = run_compare(expression, point, engine=False if target == "none" else target, order=order)
     except (ValueError, TypeError) as error:  # parse errors, bad points, bad targets
         raise UsageFailure(str(error)) from None
     print(result)

@@ -13,7 +13,7 @@ from __future__ import annotations
 import inspect
 import math
 import textwrap
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from numbers import Real
 from typing import Any, Callable, Mapping
 
@@ -21,11 +21,14 @@ from verifier.evidence import build_finding, engine_outcome, kink_conventions, o
 from verifier.expr import Expr, compile_program, var
 from verifier.findings import Finding, OracleReport, jsonable, oracles_dict
 from verifier.hosts import InProcess, open_host
-from verifier.judge import PASS, Verdict, format_number, format_point, judge_oracle, judge_point
+from verifier.judge import PASS, Verdict, format_number, format_point, judge_oracle, judge_point, worst
 from verifier.loader import load_engine
 from verifier.parsing import parse
 from verifier.printing import to_string
 from verifier.reference import PointReference, truth_at
+from verifier.second_blame import blame_higher
+from verifier.second_evidence import hessian_section, with_section
+from verifier.second_order import hessian_at, judge_hessian
 
 __all__ = ["Comparison", "compare", "as_expression"]
 
@@ -84,6 +87,8 @@ class Comparison:
         convention: conventions seen at kinks (``relu'(0) = 0``).
         engine: the engine compared (its target, for the cards' reproducers), or
             "" when it was left out.
+        hessian: with ``order=2``, the exact Hessian and every oracle's (see
+            :func:`verifier.second_evidence.hessian_section`).
     """
 
     expression: str
@@ -97,6 +102,7 @@ class Comparison:
     findings: tuple[Finding, ...]
     convention: str = ""
     engine: str = ""
+    hessian: dict[str, Any] | None = None
 
     @property
     def verdict(self) -> str:
@@ -134,6 +140,26 @@ class Comparison:
         rows.append(["noise floor", _short(self.reference.value_floor)] + [_short(f) for f in self.reference.gradient_floor])
         return rows
 
+    def hessian_rows(self) -> list[list[str]]:
+        """The Hessian as a table: a row per entry (the upper triangle; every entry
+        is judged), a column per oracle; empty without ``order=2``."""
+        if self.hessian is None:
+            return []
+        h = self.hessian
+        names = [name for name in ("engine", "sympy", "torch", "differences") if h["rows"].get(name) is not None]
+        rows = [["entry", "exact"] + names + ["noise floor"]]
+        n = len(self.variables)
+        for i in range(n):
+            for j in range(i, n):
+                label = f"d2/d{self.variables[i]}d{self.variables[j]}" if i != j else f"d2/d{self.variables[i]}2"
+                judged = h["status"][i][j] == "judged"
+                exact = h["exact_text"][i][j] if judged else f"{h['exact_text'][i][j]} ({h['status'][i][j]})"
+                estimate = h["differences_error"]
+                rows.append([label, exact] + [_cell(h["rows"][name][i][j], _gap(h["rows"][name][i][j], h["exact"][i][j]) if judged else None,
+                                                    estimate[i][j] if name == "differences" and estimate else None)
+                                              for name in names] + [_short(h["floor"][i][j])])
+        return rows
+
     def blame_lines(self) -> list[str]:
         """``blame: tanh (how the blame was established)``, one per engine finding."""
         return [f"blame: {f.blame.op or f.blame.backend} ({f.blame.reason})" if f.blame.reason
@@ -160,6 +186,15 @@ class Comparison:
             table = _stacked(rows)
         lines = [f"{self.expression}   at {format_point(self.variables, self.point)}   ({self.status}{': ' + self.detail if self.detail else ''})"]
         lines += table
+        hessian = self.hessian_rows()
+        if hessian:
+            widths = [max(len(r[i]) for r in hessian) for i in range(len(hessian[0]))]
+            grid = ["  ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip() for r in hessian]
+            if width is not None and max(map(len, grid)) > width:
+                grid = _stacked([list(column) for column in zip(*hessian)])  # a block per entry
+            lines.append("Hessian")
+            lines += grid
+            lines += [f"{name} could not answer: {error}" for name, error in self.hessian["errors"].items() if error]
         lines.append(f"verdict: {self.verdict}")
         lines += [f"  - {v.message}" for v in self.verdicts]
         if self.convention:
@@ -214,6 +249,7 @@ class Comparison:
             "verdicts": [{"kind": v.kind, "severity": v.severity, "cause": v.cause, "message": v.message} for v in self.verdicts],
             "findings": [f.to_dict() for f in self.findings],
             "convention": self.convention,
+            "hessian": self.hessian,
         })
 
 
@@ -246,6 +282,12 @@ def _short(x: Any) -> str:
     return f"{x:.3g}" if isinstance(x, float) else str(x)
 
 
+def _gap(x: Any, exact: Any) -> float | None:
+    """|x - exact| where both are finite numbers."""
+    finite = all(isinstance(v, float) and math.isfinite(v) for v in (x, exact))
+    return abs(x - exact) if finite else None
+
+
 def _cell(x: Any, error: float | None, estimate: float | None = None) -> str:
     if x is None:
         return "-"
@@ -258,7 +300,7 @@ def _cell(x: Any, error: float | None, estimate: float | None = None) -> str:
 
 
 def compare(expr: str | Expr | Callable[..., Any], point: Mapping[str, float], *, engine: type | str | None | bool = None,
-            timeout: float = 10.0) -> Comparison:
+            timeout: float = 10.0, order: int = 1) -> Comparison:
     """Compare every oracle on ``expr`` at ``point``.
 
     Args:
@@ -269,11 +311,16 @@ def compare(expr: str | Expr | Callable[..., Any], point: Mapping[str, float], *
             the built-in ``engine.Value``); ``False`` leaves the engine out. Any
             engine but the built-in one runs in a sandbox process.
         timeout: seconds the engine may take before it counts as a hang.
+        order: 2 also compares the Hessian: exact, the engine's
+            (``backward(create_graph=True)``), SymPy's in float64, torch's double
+            backward and central differences of the exact gradient.
 
     Returns:
         A frozen :class:`Comparison`; ``str()`` of it is a table, and it shows as
         one in Jupyter.
     """
+    if isinstance(order, bool) or order not in (1, 2):
+        raise ValueError(f"order={order!r}: expected 1 or 2")
     e = as_expression(expr)
     values = _point(e, point)
     program = compile_program(e)
@@ -286,7 +333,8 @@ def compare(expr: str | Expr | Callable[..., Any], point: Mapping[str, float], *
         # (a class from a notebook is shipped there), so a hang is a finding.
         host = open_host(engine, timeout=timeout)
     try:
-        return _compare(e, values, program, truth, host)
+        comparison = _compare(e, values, program, truth, host)
+        return _with_hessian(comparison, program, truth, host) if order == 2 else comparison
     finally:
         if host is not None:
             host.close()
@@ -317,3 +365,26 @@ def _compare(e: Expr, values: tuple[float, ...], program: Any, truth: Any, host:
     convention = kink_conventions(host, program, truth) if host and truth.kink_nodes else ""
     return Comparison(to_string(e), program.variables, values, truth.status, truth.detail, truth, reports, tuple(verdicts), findings,
                       convention, host.name if host is not None else "")
+
+
+def _with_hessian(comparison: Comparison, program: Any, truth: Any, host: Any) -> Comparison:
+    """``comparison`` with the Hessian of every oracle, its engine verdicts and, for
+    an error the first order did not already show, a blamed finding."""
+    ref = hessian_at(program, comparison.point, truth)
+    section = hessian_section(host, program, comparison.point, ref=ref)
+    verdicts: list[Verdict] = []
+    if host is not None:
+        outcome, _, _ = engine_outcome(host, program, comparison.point, order=2)
+        # An engine that cannot differentiate twice says so in the table; it is not wrong.
+        cannot = outcome is None or outcome.hessian_error.startswith("backward(create_graph=True): TypeError")
+        verdicts = [] if cannot else judge_hessian(ref, outcome)
+    findings = comparison.findings
+    errors = [v for v in verdicts if v.severity == "error"]
+    if errors and not findings:
+        blame = blame_higher(host, program, comparison.point, "hessian", truth.node_values)
+        finding = build_finding(host, program, comparison.point, blame=blame, verdicts=errors)
+        findings = (with_section(host, program, comparison.point, finding, errors),) if finding else ()
+    worst_entry = worst(errors)
+    if worst_entry is not None:
+        section = {**section, "entry": [worst_entry.variable, worst_entry.column]}
+    return replace(comparison, verdicts=comparison.verdicts + tuple(verdicts), findings=findings, hessian=section)

@@ -32,6 +32,7 @@ from verifier.formats import current as current_format
 from verifier.judge import PASS, Verdict, finite_or_complex, judge_oracle, judge_point
 from verifier.reference import JUDGED, PointReference, Sweep, exact, sweep
 from verifier.run_engine import EngineOutcome
+from verifier.second_order import Checks, current_checks, hessian_at, judge_hessian, judge_tangents
 
 __all__ = ["PointJudgement", "CaseReport", "judge_case", "close_to_sweep"]
 
@@ -60,6 +61,7 @@ class CaseReport:
         judged: quantities by whether they were judged: ``("value" | "partial",
             "judged" | reason)`` (reasons in :data:`verifier.reference.UNJUDGED`).
         notes: oracle limits seen (``torch``, ``numeric``).
+        higher: points where something of second order or forward mode was judged.
     """
 
     crash: tuple[str, str] | None = None
@@ -69,6 +71,7 @@ class CaseReport:
     counts: Counter = field(default_factory=Counter)
     judged: Counter = field(default_factory=Counter)
     notes: Counter = field(default_factory=Counter)
+    higher: int = 0  # points where a Hessian entry or a forward-mode partial was judged
 
 
 def close_to_sweep(ref: Sweep, p: int, value: Any, gradient: Sequence[Any] | None) -> bool:
@@ -88,8 +91,9 @@ def judge_case(host: Any, program: Program, points: Sequence[Sequence[float]], *
     """Judge the engine (and, if ``oracles``, torch and central differences)."""
     report = CaseReport()
     points = current_format().round(np.asarray(points, dtype=float).reshape(-1, len(program.variables)))
+    checks = current_checks()
     try:
-        outcomes = host.run(program, points)
+        outcomes = host.run(program, points, order=checks.order, forward=checks.forward) if checks.higher else host.run(program, points)
     except EngineCrash as error:
         report.crash = ("crash", str(error))
         return report
@@ -133,9 +137,38 @@ def judge_case(host: Any, program: Program, points: Sequence[Sequence[float]], *
             report.error = PointJudgement(p, truth, outcome, errors)
         elif verdicts and not errors and report.warning is None:
             report.warning = PointJudgement(p, truth, outcome, verdicts)
+    if checks.higher and report.error is None:  # a first-order error comes first
+        _judge_higher(report, checks, program, points, outcomes, ref, truths)
     if oracles:
         _check_oracles(report, program, points, ref, truths)
     return report
+
+
+def _judge_higher(report: CaseReport, checks: Checks, program: Program, points: np.ndarray, outcomes: Sequence[EngineOutcome],
+                  ref: Sweep, truths: dict[int, PointReference]) -> None:
+    """Judge the engine's Hessians and forward-mode partials (see :mod:`verifier.second_order`)."""
+    for p, outcome in enumerate(outcomes):
+        if outcome.status != "ok" or ref.outside[p]:
+            continue
+        truth = truths.get(p) or exact(program, points[p], classify=not ref.clean[p])
+        truths[p] = truth
+        verdicts: list[Verdict] = []
+        judged = False
+        if checks.forward:
+            verdicts += judge_tangents(truth, outcome, program.variables, program, points[p])
+            judged = truth.value_judged and any(s == JUDGED for s in truth.gradient_status)
+        if checks.order >= 2:
+            hessian = hessian_at(program, points[p], truth)
+            report.judged.update(("hessian", s) for row in hessian.entry_status for s in row)
+            verdicts += judge_hessian(hessian, outcome)
+            judged = judged or hessian.any_judged
+        report.higher += judged
+        errors = [v for v in verdicts if v.severity == "error"]
+        if errors:
+            report.error = PointJudgement(p, truth, outcome, errors)
+            return
+        if verdicts and report.warning is None:
+            report.warning = PointJudgement(p, truth, outcome, verdicts)
 
 
 def _recorded(host: Any, program: Program, point: Sequence[float], fallback: EngineOutcome) -> EngineOutcome:

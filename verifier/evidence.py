@@ -50,10 +50,11 @@ def _errors(gradient: Sequence[Any] | None, truth: PointReference) -> tuple[floa
     return tuple(out)
 
 
-def engine_outcome(host: Any, program: Program, point: Sequence[float]) -> tuple[EngineOutcome | None, str, str]:
-    """The engine's outcome with node values, or (None, "crash"|"timeout", message)."""
+def engine_outcome(host: Any, program: Program, point: Sequence[float], **ask: Any) -> tuple[EngineOutcome | None, str, str]:
+    """The engine's outcome with node values, or (None, "crash"|"timeout", message);
+    ``ask`` may ask for more (``order=2``, ``forward=True``: see ``host.run``)."""
     try:
-        return host.run(program, [point], record=True)[0], "", ""
+        return host.run(program, [point], record=True, **ask)[0], "", ""
     except EngineCrash as error:
         return None, "crash", str(error)
     except EngineTimeout as error:

@@ -53,6 +53,9 @@ from verifier.ops import OPS
 from verifier.parsing import parse
 from verifier.reference import exact
 from verifier.run_engine import EngineOutcome
+from verifier.second_blame import blame_higher
+from verifier.second_evidence import with_section
+from verifier.second_order import HIGHER_KINDS, Checks, set_checks
 from verifier.strategies import Case, cases
 from verifier.unsteady import answer, answer_in, answer_text, differ, unsteady_blame
 
@@ -80,6 +83,8 @@ class _Config:
     budget: float | None = None  # the time budget, in seconds (it also bounds shrinking)
     definitions: tuple[dict, ...] = ()  # defined ops (OpDefinition.to_json): workers define them again
     number_format: str = "float64"  # the engine's (verifier.formats): workers judge in it too
+    order: int = 1  # 2: Hessians are checked too (verifier.second_order)
+    forward: bool = False  # forward-mode tangents are checked too
 
 
 @dataclass
@@ -138,6 +143,11 @@ def _case_signatures(host: Any, case: Case, oracles: bool, prefer: str | None = 
         point = case.points[judgement.index]
         verdict = worst(judgement.verdicts)
         node = verdict.node if verdict.node is not None else judgement.truth.node
+        if verdict.kind in HIGHER_KINDS:
+            blame = blame_higher(host, program, point, verdict.kind, judgement.truth.node_values, prefer)
+            found.append(_Occurrence((verdict.kind, "engine", blame.op, severity), severity, -1, -1, text, points, judgement.index,
+                                     blame, extra_verdicts=tuple(judgement.verdicts), outcome=judgement.outcome))
+            continue
         if verdict.cause == "domain" and node is not None:
             # The op whose engine input left its domain (recorded by the judge).
             op = program.ops[node]
@@ -208,6 +218,7 @@ def _stop_requested(config: _Config, stop: Any) -> bool:
 
 
 def _explore(host: Any, config: _Config, shard: int, requested: int, stop: Any, tick: Callable[[], None] | None = None) -> _ShardResult:
+    set_checks(Checks(config.order, config.forward))  # in a worker process too
     result = _ShardResult(shard)
     quarantined: set[str] = set(config.quarantined)
 
@@ -400,6 +411,8 @@ def _finding_of(host: Any, first: _Occurrence, match: _Occurrence, shrunk: bool)
         original=first.expression if shrunk and first.expression != match.expression else "",
         who=match.signature[1], verdicts=match.extra_verdicts or None,
     )
+    if finding is not None and match.signature[0] in HIGHER_KINDS:
+        finding = with_section(host, program, point, finding, match.extra_verdicts)
     if match.outcome is None or match.signature[1] != "engine":
         return finding
     again = answer_in(finding) if finding is not None else answer(host, program, point)

@@ -114,8 +114,8 @@ class Finding:
     """One discrepancy, shrunk and blamed.
 
     Attributes:
-        kind: ``value``, ``gradient``, ``exception``, ``invalid``, ``crash``, ``timeout`` or
-            ``nondeterministic`` (the same case answered two ways: both answers in
+        kind: ``value``, ``gradient``, ``exception``, ``invalid``, ``crash``, ``timeout``,
+            ``hessian`` (second order), ``jvp`` (forward mode) or ``nondeterministic`` (the same case answered two ways: both answers in
             ``extra["answers"]``).
         severity: ``error`` or ``warning``.
         cause: ``engine``, ``precision``, ``domain``, ``oracle`` or ``unstable``
@@ -139,6 +139,10 @@ class Finding:
             checking ops alone instead).
         original: the expression before shrinking.
         convention: conventions seen at kinks, e.g. ``relu'(0) = 0``.
+        hessian: for a ``hessian`` finding, the Hessian of every oracle beside the
+            exact one (see :mod:`verifier.second_evidence`).
+        jvp: for a ``jvp`` finding, the engine's forward-mode partials beside the
+            exact ones and its own reverse-mode gradient.
     """
 
     kind: str
@@ -165,6 +169,8 @@ class Finding:
     original: str = ""
     convention: str = ""
     extra: dict[str, Any] = field(default_factory=dict)
+    hessian: dict[str, Any] | None = None
+    jvp: dict[str, Any] | None = None
 
     @property
     def signature(self) -> tuple[str, str, str | None]:

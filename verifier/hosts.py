@@ -230,8 +230,9 @@ class InProcess:
         self.name = name or (said if isinstance(said, str) else None) or target_of(engine) or engine_name(engine)
         self.supported, self.missing = probe(engine)
 
-    def run(self, program: Program, points: Sequence[Sequence[float]], record: bool = False) -> list[EngineOutcome]:
-        return run(self.engine, program, [tuple(map(float, p)) for p in points], record=record)
+    def run(self, program: Program, points: Sequence[Sequence[float]], record: bool = False, order: int = 1,
+            forward: bool = False) -> list[EngineOutcome]:
+        return run(self.engine, program, [tuple(map(float, p)) for p in points], record=record, order=order, forward=forward)
 
     def close(self) -> None:
         pass
@@ -322,6 +323,11 @@ def _outcomes(answer: Any, program: Program, count: int) -> list[EngineOutcome]:
     for o in outcomes:
         if o.gradient is not None and len(o.gradient) != len(program.variables):
             raise ValueError(f"a gradient of {len(o.gradient)} partials for {len(program.variables)} variables")
+        n = len(program.variables)
+        if o.hessian is not None and (len(o.hessian) != n or any(len(row) != n for row in o.hessian)):
+            raise ValueError(f"a Hessian that is not {n} x {n}")
+        if o.tangents is not None and len(o.tangents) != n:
+            raise ValueError(f"{len(o.tangents)} tangents for {n} variables")
         # Up to the node that failed, when building the graph failed.
         if any(xs is not None and len(xs) > len(program) for xs in (o.node_values, o.node_grads)):
             raise ValueError("node values that do not match the graph")
@@ -384,9 +390,9 @@ def serve(target: str) -> None:
             return
         if message[0] == "close":
             return
-        _, program, points, record = message
+        _, program, points, record, order, forward = message
         # Plain tuples only (run already made every number an exact builtin).
-        _send(answers, ("ok", [o.to_tuple() for o in run(engine, program, points, record=record)]))
+        _send(answers, ("ok", [o.to_tuple() for o in run(engine, program, points, record=record, order=order, forward=forward)]))
 
 
 # The sandbox's first lines: its import path is set before anything is imported
@@ -500,16 +506,17 @@ class Sandbox:
             except OSError:
                 pass
 
-    def run(self, program: Program, points: Sequence[Sequence[float]], record: bool = False) -> list[EngineOutcome]:
-        """Evaluate one case. Raises EngineCrash or EngineTimeout (and restarts
-        the sandbox for the next case)."""
+    def run(self, program: Program, points: Sequence[Sequence[float]], record: bool = False, order: int = 1,
+            forward: bool = False) -> list[EngineOutcome]:
+        """Evaluate one case (see :func:`verifier.run_engine.run`). Raises
+        EngineCrash or EngineTimeout (and restarts the sandbox for the next case)."""
         if self._process is None:
             self.restarts += 1
             self._start()
         process = self._process
         rows = [tuple(map(float, p)) for p in points]
         try:
-            _send(process.stdin, ("run", program, rows, record))
+            _send(process.stdin, ("run", program, rows, record, order, forward))
             return _outcomes(_receive(process.stdout.fileno(), self.timeout), program, len(points))
         except TimeoutError:
             self._kill()

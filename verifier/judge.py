@@ -40,12 +40,12 @@ from verifier.printing import format_number as print_number
 from verifier.reference import PointReference
 from verifier.run_engine import EngineOutcome
 
-__all__ = ["Verdict", "judge_point", "judge_oracle", "finite_or_complex", "PASS", "ERROR", "format_point"]
+__all__ = ["Verdict", "judge_point", "judge_oracle", "compare_quantity", "finite_or_complex", "PASS", "ERROR", "format_point"]
 
 PASS = 4.0
 ERROR = 1024.0  # in float64; each format has its own (verifier.formats: error_ulps, precision_only)
 PRECISION_ONLY = 1e-5  # relative errors below this are precision losses, not wrong formulas
-KIND_ORDER = ("crash", "timeout", "nondeterministic", "exception", "invalid", "value", "gradient")
+KIND_ORDER = ("crash", "timeout", "nondeterministic", "exception", "invalid", "value", "gradient", "jvp", "hessian")
 
 
 @dataclass(frozen=True)
@@ -53,7 +53,8 @@ class Verdict:
     """One disagreement at one point.
 
     Attributes:
-        kind: ``value``, ``gradient``, ``exception`` or ``invalid``.
+        kind: ``value``, ``gradient``, ``exception``, ``invalid``; at second order
+            ``hessian``, in forward mode ``jvp``.
         severity: ``error`` or ``warning``.
         cause: ``engine`` (wrong), ``precision`` (right formula, too much rounding),
             ``domain`` (robustness outside the domain).
@@ -71,6 +72,7 @@ class Verdict:
     error: float = math.nan
     floor: float = math.nan
     node: int | None = None
+    column: int | None = None  # a Hessian entry's second variable (``variable`` is its first)
 
     @property
     def ratio(self) -> float:
@@ -98,7 +100,9 @@ def _is_finite_number(x: Any) -> bool:
     return isinstance(x, float) and math.isfinite(x)
 
 
-def _compare(kind: str, label: str, got: Any, want: float, low: float, high: float, floor: float) -> Verdict | None:
+def compare_quantity(kind: str, label: str, got: Any, want: float, low: float, high: float, floor: float) -> Verdict | None:
+    """The verdict on one quantity (``label``, e.g. ``d/dx0``): None if ``got`` is
+    within ``PASS`` floors of ``[low, high]`` (``want`` itself, away from kinks)."""
     if isinstance(got, complex):
         return Verdict(kind, "error", "engine", f"{label} is a complex number {got}; exact {format_number(want)}")
     if not _is_finite_number(got):
@@ -149,12 +153,12 @@ def judge_point(truth: PointReference, outcome: EngineOutcome, variables: Sequen
             return []
     verdicts: list[Verdict] = []
     if truth.value_judged:
-        value = _compare("value", f"{who} value", outcome.value, truth.value, truth.value, truth.value, truth.value_floor)
+        value = compare_quantity("value", f"{who} value", outcome.value, truth.value, truth.value, truth.value, truth.value_floor)
         if value is not None:
             verdicts.append(value)
     if outcome.status == "ok":
         for k in judged:
-            verdict = _compare(
+            verdict = compare_quantity(
                 "gradient", f"{who} d/d{variables[k]}", outcome.gradient[k], truth.gradient[k],
                 truth.gradient_low[k], truth.gradient_high[k], truth.gradient_floor[k],
             )

@@ -135,6 +135,16 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         help="define an op from its formula and check it too: 'softplus(x) = log(1 + exp(x))', or a library "
              "op's name ('gelu'); repeatable. pyproject.toml's [tool.crossgrad.ops] tables are read as well",
     )
+    group.addoption(
+        "--verifier-order", choices=("auto", "1", "2"), default="auto",
+        help="2: the second-order suite checks the engine's Hessians (its backward must accept create_graph=True); "
+             "auto (the default): where the engine can; 1: never",
+    )
+    group.addoption(
+        "--verifier-modes", metavar="fwd,rev", default="auto",
+        help="fwd,rev: the forward-mode tests check the engine's tangents (Value(x, tangent=t), .tangent); "
+             "auto (the default): where the engine can; rev: never",
+    )
     parser.addini("verifier_engine", "engine under test when --verifier-engine is not given", default="")
 
 
@@ -280,6 +290,60 @@ def verifier_engine(pytestconfig: pytest.Config) -> type:
         ...     assert x.grad == 6.0
     """
     return engine_of(pytestconfig)
+
+
+def _cannot(engine: type, order: int, forward: bool) -> str:
+    """Why the engine cannot be checked at ``order`` / in forward mode ("" if it can)."""
+    from verifier.expr import compile_program
+    from verifier.parsing import parse
+    from verifier.run_engine import run
+
+    [outcome] = run(engine, compile_program(parse("x * y")), [(1.5, -2.0)], order=order, forward=forward)
+    error = outcome.hessian_error if order >= 2 else outcome.tangent_error
+    return error if "TypeError" in error or "AttributeError" in error else ""
+
+
+def _asked(pytestconfig: pytest.Config, option: str, engine: type, order: int, forward: bool) -> bool:
+    """Whether tests of that order or mode run: skipped when turned off, or (auto)
+    when the engine cannot; asked for by name, an engine that cannot fails them."""
+    value = pytestconfig.getoption(option)
+    if value in ("1", "rev"):
+        pytest.skip(f"{option} {value}")
+    why = _cannot(engine, order, forward)
+    if why and value == "auto":
+        pytest.skip(f"the engine cannot ({why}); {option} auto")
+    if why:
+        pytest.fail(f"{option} {value}: the engine cannot: {why}", pytrace=False)
+    return True
+
+
+@pytest.fixture(scope="session")
+def verifier_second_order(pytestconfig: pytest.Config) -> type:
+    """The engine class, for tests of second derivatives (``--verifier-order``):
+    they are skipped where it is off, or (auto) where the engine's ``backward``
+    does not accept ``create_graph=True``."""
+    engine = engine_of(pytestconfig)
+    _asked(pytestconfig, "--verifier-order", engine, 2, False)
+    return engine
+
+
+@pytest.fixture(scope="session")
+def verifier_forward_mode(pytestconfig: pytest.Config) -> type:
+    """The engine class, for tests of forward mode (``--verifier-modes``): skipped
+    where it is off, or (auto) where the engine has no ``Value(x, tangent=t)``."""
+    engine = engine_of(pytestconfig)
+    value = pytestconfig.getoption("--verifier-modes")
+    if value != "auto":
+        from verifier.second_order import parse_modes
+
+        try:
+            forward = parse_modes(value)
+        except ValueError as error:
+            raise pytest.UsageError(f"--verifier-modes {value}: {error}") from None
+        if not forward:
+            pytest.skip(f"--verifier-modes {value}")
+    _asked(pytestconfig, "--verifier-modes", engine, 1, True)
+    return engine
 
 
 class Ops(tuple):

@@ -34,6 +34,7 @@ from verifier.hosts import Sandbox
 from verifier.judge import format_point, judge_oracle, worst
 from verifier.parsing import parse
 from verifier.reference import truth_at
+from verifier.second_order import FIRST_ORDER, HIGHER_KINDS, Checks, checking
 
 __all__ = ["load_findings", "replay_finding", "ENGINE_KEYS", "ORACLES"]
 
@@ -158,7 +159,10 @@ def replay_finding(engine: str, finding: dict[str, Any], *, timeout: float = 10.
     label = (f"{finding.get('id', '?')} {severity}{finding.get('kind', '?')} · {blame.get('op') or backend}: "
              f"{finding['expression']} at {format_point(program.variables, values)}")
     if backend == "engine":
-        with Sandbox(engine, timeout=timeout) as host:
+        kind = finding.get("kind")
+        # A Hessian or forward-mode finding is judged again at that order, in that mode.
+        checks = Checks(2 if kind == "hessian" else 1, kind == "jvp") if kind in HIGHER_KINDS else FIRST_ORDER
+        with Sandbox(engine, timeout=timeout) as host, checking(checks):
             seen = _engine_seen(judge_case(host, program, [values], oracles=False))
     else:
         seen = _oracle_seen(backend, program, values)

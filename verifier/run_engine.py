@@ -18,7 +18,7 @@ Example:
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, Sequence
 
 from verifier.expr import Program
@@ -81,6 +81,13 @@ class EngineOutcome:
         stage: ``forward`` or ``backward``: where it went wrong.
         node: the program node whose op raised or returned junk (forward only).
         node_values, node_grads: every node's ``.data`` and ``.grad`` (on request).
+        hessian: at order 2 (on request), row ``i`` is what ``backward()`` of the
+            ``.grad`` of variable ``i`` left in every variable's ``.grad``, after
+            ``backward(create_graph=True)`` (a ``.grad`` that is a number is a
+            constant: its row is 0).
+        tangents: in forward mode (on request), entry ``k`` is the output's
+            ``.tangent`` when variable ``k`` has tangent 1 and the others 0.
+        hessian_error, tangent_error: ``"stage: Type: message"`` where that failed.
     """
 
     status: str
@@ -91,6 +98,10 @@ class EngineOutcome:
     node: int | None = None
     node_values: tuple[Any, ...] | None = None
     node_grads: tuple[Any, ...] | None = None
+    hessian: tuple[tuple[float | complex | None, ...], ...] | None = None
+    tangents: tuple[float | complex | None, ...] | None = None
+    hessian_error: str = ""
+    tangent_error: str = ""
 
     def to_tuple(self) -> tuple:
         """The outcome as a tuple of exact builtin values (what the sandbox sends)."""
@@ -98,8 +109,10 @@ class EngineOutcome:
             return None if xs is None else tuple(plain_number(x) for x in xs)
 
         node = self.node if type(self.node) is int else None
+        hessian = None if self.hessian is None else tuple(numbers(row) for row in self.hessian)
         return (plain_text(self.status), plain_number(self.value), numbers(self.gradient), plain_text(self.error),
-                plain_text(self.stage), node, numbers(self.node_values), numbers(self.node_grads))
+                plain_text(self.stage), node, numbers(self.node_values), numbers(self.node_grads),
+                hessian, numbers(self.tangents), plain_text(self.hessian_error), plain_text(self.tangent_error))
 
     @classmethod
     def from_tuple(cls, data: Any) -> EngineOutcome:
@@ -109,16 +122,16 @@ class EngineOutcome:
             ValueError: ``data`` is not such a tuple (a garbled or forged answer).
 
         Example:
-            >>> EngineOutcome.from_tuple(("ok", 1.0, (2.0,), "", "", None, None, None)).gradient
+            >>> EngineOutcome.from_tuple(("ok", 1.0, (2.0,), "", "", None, None, None, None, None, "", "")).gradient
             (2.0,)
-            >>> EngineOutcome.from_tuple(("ok", "1.0", None, "", "", None, None, None))
+            >>> EngineOutcome.from_tuple(("ok", "1.0", None, "", "", None, None, None, None, None, "", ""))
             Traceback (most recent call last):
             ...
             ValueError: not an engine outcome: field 1 is a str
         """
-        if type(data) is not tuple or len(data) != 8:
+        if type(data) is not tuple or len(data) != 12:
             raise ValueError(f"not an engine outcome: a {_type_name(data)}")
-        status, value, gradient, error, stage, node, values, grads = data
+        status, value, gradient, error, stage, node, values, grads, hessian, tangents, hessian_error, tangent_error = data
 
         def check(ok: bool, field: int, x: Any) -> None:
             if not ok:
@@ -136,7 +149,10 @@ class EngineOutcome:
         check(type(error) is str and type(stage) is str, 3, error)
         check(node is None or (type(node) is int and node >= 0), 5, node)
         check(numbers(values) and numbers(grads), 6, values)
-        return cls(status, value, gradient, error, stage, node, values, grads)
+        check(hessian is None or (type(hessian) is tuple and all(type(row) is tuple and numbers(row) for row in hessian)), 8, hessian)
+        check(numbers(tangents), 9, tangents)
+        check(type(hessian_error) is str and type(tangent_error) is str, 10, hessian_error)
+        return cls(status, value, gradient, error, stage, node, values, grads, hessian, tangents, hessian_error, tangent_error)
 
 
 def describe_error(error: BaseException) -> str:
@@ -333,13 +349,73 @@ def _nodes(built: list[Any], record: bool) -> tuple[Any, Any]:
     return values, grads
 
 
-def run(engine: type, program: Program, points: Sequence[Sequence[float]], *, record: bool = False) -> list[EngineOutcome]:
+def _hessian(engine: type, program: Program, point: Sequence[float]) -> tuple[tuple[Any, ...] | None, str]:
+    """The engine's Hessian, a row per variable, and "" (or None and what failed).
+
+    Each row gets a fresh graph: ``backward(create_graph=True)``, then every node's
+    ``.grad`` is set to 0 (the engine may keep interior gradients, and the leaves
+    accumulate) and the ``.grad`` of one variable is itself back-propagated.
+    """
+    rows = []
+    for i in range(len(point)):
+        stage = "forward"
+        try:
+            built, leaves = _build(engine, program, point)
+            stage = "backward(create_graph=True)"
+            built[-1].backward(create_graph=True)
+            g = leaves[i].grad
+            if plain_number(g) is not None or issubclass(type(g), int):
+                rows.append((0.0,) * len(point))  # a number: a constant gradient
+                continue
+            stage = f"backward() of d/dx{i}"
+            for node in built:
+                if type(node) is not float:
+                    node.grad = 0.0
+            g.backward()
+            rows.append(tuple(_read(leaf, "grad") for leaf in leaves))
+        except (KeyboardInterrupt, GeneratorExit):
+            raise
+        except BaseException as error:  # noqa: BLE001 - as in _evaluate
+            return None, f"{stage}: {describe_error(error)}"
+    return tuple(rows), ""
+
+
+def _tangents(engine: type, program: Program, point: Sequence[float]) -> tuple[tuple[Any, ...] | None, str]:
+    """The output's ``.tangent`` with each variable's tangent 1 in turn (forward mode)."""
+    tangents = []
+    for k in range(len(point)):
+        try:
+            leaves = [engine(float(x), tangent=1.0 if j == k else 0.0) for j, x in enumerate(point)]
+            tangents.append(_read(build(engine, program, leaves)[-1], "tangent"))
+        except (KeyboardInterrupt, GeneratorExit):
+            raise
+        except BaseException as error:  # noqa: BLE001 - as in _evaluate
+            return None, f"forward mode: {describe_error(error)}"
+    return tuple(tangents), ""
+
+
+def _higher(outcome: EngineOutcome, engine: type, program: Program, point: Sequence[float], order: int, forward: bool) -> EngineOutcome:
+    """``outcome`` with the Hessian (order 2) and tangents (forward mode) asked for."""
+    if outcome.status != "ok":
+        return outcome  # the first-order finding comes first
+    hessian, hessian_error = _hessian(engine, program, point) if order >= 2 else (None, "")
+    tangents, tangent_error = _tangents(engine, program, point) if forward else (None, "")
+    return replace(outcome, hessian=hessian, tangents=tangents, hessian_error=hessian_error, tangent_error=tangent_error)
+
+
+def run(engine: type, program: Program, points: Sequence[Sequence[float]], *, record: bool = False,
+        order: int = 1, forward: bool = False) -> list[EngineOutcome]:
     """Evaluate ``program`` with ``engine`` at each point (a fresh graph per point).
 
     Args:
         record: also return every node's ``.data`` and ``.grad`` (for blame).
+        order: 2 also asks for the Hessian (``backward(create_graph=True)``).
+        forward: also ask for forward-mode derivatives (``.tangent``).
     """
+    outcomes = (_evaluate(engine, program, point, record) for point in points)
+    if order >= 2 or forward:
+        outcomes = (_higher(o, engine, program, p, order, forward) for o, p in zip(outcomes, points))
     # Through the plain form: whatever the engine made, only exact builtin
     # numbers and strings come out (in this process as across the sandbox).
-    return [EngineOutcome.from_tuple(_evaluate(engine, program, point, record).to_tuple()) for point in points]
+    return [EngineOutcome.from_tuple(o.to_tuple()) for o in outcomes]
 

@@ -34,12 +34,8 @@ class TorchResult:
     gradient: np.ndarray
 
 
-def evaluate(program: Program, points: Sequence[Sequence[float]]) -> TorchResult:
-    """Value and gradient of ``program`` at every point, in torch float64."""
-    array = np.asarray(points, dtype=float).reshape(-1, len(program.variables))
-    # One leaf tensor (variables x points); each variable is a row of it.
-    leaf = torch.tensor(array.T, dtype=torch.float64, requires_grad=True)
-    rows = list(leaf.unbind(0))
+def _build(program: Program, rows: Sequence[Any]) -> Any:
+    """The program's output, built with torch from one tensor per variable."""
     built: list[Any] = []
     for op, args, param in zip(program.ops, program.args, program.params):
         if op == "var":
@@ -51,7 +47,40 @@ def evaluate(program: Program, points: Sequence[Sequence[float]]) -> TorchResult
             if OPS[op].method or all(isinstance(a, float) for a in argv):
                 argv = [torch.tensor(a, dtype=torch.float64) if isinstance(a, float) else a for a in argv]
             built.append(OPS[op].torch(*argv, param))
-    out = built[-1]
+    return built[-1]
+
+
+def evaluate(program: Program, points: Sequence[Sequence[float]]) -> TorchResult:
+    """Value and gradient of ``program`` at every point, in torch float64."""
+    array = np.asarray(points, dtype=float).reshape(-1, len(program.variables))
+    # One leaf tensor (variables x points); each variable is a row of it.
+    leaf = torch.tensor(array.T, dtype=torch.float64, requires_grad=True)
+    out = _build(program, list(leaf.unbind(0)))
     (grad,) = torch.autograd.grad(out.sum(), leaf)
     value = np.broadcast_to(out.detach().numpy(), (array.shape[0],)).astype(float)
     return TorchResult(value=value, gradient=grad.numpy().T.copy())
+
+
+def hessian(program: Program, point: Sequence[float]) -> tuple[tuple[float, ...], ...]:
+    """The Hessian of ``program`` at one point by torch's double backward
+    (``create_graph=True``, then the gradient of each partial).
+
+    Example:
+        >>> from verifier.parsing import parse
+        >>> from verifier.expr import compile_program
+        >>> hessian(compile_program(parse("x * x * y")), [3.0, 2.0])
+        ((4.0, 6.0), (6.0, 0.0))
+    """
+    leaves = [torch.tensor(float(x), dtype=torch.float64, requires_grad=True) for x in point]
+    out = _build(program, leaves)
+    if not (isinstance(out, torch.Tensor) and out.requires_grad):
+        return tuple((0.0,) * len(leaves) for _ in leaves)
+    grads = torch.autograd.grad(out, leaves, create_graph=True, allow_unused=True)
+    rows = []
+    for g in grads:
+        if g is None or not g.requires_grad:  # a constant partial: its row is 0
+            rows.append((0.0,) * len(leaves))
+            continue
+        second = torch.autograd.grad(g, leaves, retain_graph=True, allow_unused=True)
+        rows.append(tuple(0.0 if s is None else float(s) for s in second))
+    return tuple(rows)

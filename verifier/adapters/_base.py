@@ -121,7 +121,9 @@ class EagerValue(AdapterValue):
     Subclasses give ``functions`` and these hooks: ``_leaf(x)`` (a float rounded to
     the format, as a tensor that wants a gradient), ``_constant(x)`` (the same, with
     no gradient), ``_item(t)``, ``_grad_of(t)`` (None if the framework has none),
-    ``_backward(t)`` and ``_after_op(t)`` (e.g. keep an interior node's gradient).
+    ``_backward(t)`` and ``_after_op(t)`` (e.g. keep an interior node's gradient);
+    for second order, ``can_create_graph``, ``_backward(t, create_graph)``,
+    ``_differentiable(g)`` (the gradient is itself on a graph) and ``_clear_grad(t)``.
     """
 
     __slots__ = ("tensor", "__weakref__")
@@ -148,14 +150,27 @@ class EagerValue(AdapterValue):
         return self._item(self.tensor)
 
     @property
-    def grad(self) -> float:
-        """d out / d self after ``out.backward()`` (0.0 where the framework has none)."""
+    def grad(self) -> Any:
+        """d out / d self after ``out.backward()`` (0.0 where the framework has none);
+        after ``backward(create_graph=True)``, a Value of the gradient's own graph."""
         g = self._grad_of(self.tensor)
-        return 0.0 if g is None else self._item(g)
+        if g is None:
+            return 0.0
+        return self._wrap(g) if self._differentiable(g) else self._item(g)
 
-    def backward(self) -> None:
-        """The framework's reverse mode from this node."""
-        self._backward(self.tensor)
+    @grad.setter
+    def grad(self, value: Any) -> None:
+        """Only ``x.grad = 0`` (what crossgrad does between backward passes): forget it."""
+        if value != 0:
+            raise ValueError(f"{self.framework}: only .grad = 0 can be set, got {value!r}")
+        self._clear_grad(self.tensor)
+
+    def backward(self, create_graph: bool = False) -> None:
+        """The framework's reverse mode from this node; ``create_graph=True`` (where
+        the framework can) makes each ``.grad`` differentiable in turn."""
+        if create_graph and not self.can_create_graph:
+            raise TypeError(f"{self.framework}'s backward() cannot differentiate its gradients (no create_graph)")
+        self._backward(self.tensor, create_graph) if create_graph else self._backward(self.tensor)
 
     # hooks
     @classmethod
@@ -170,9 +185,19 @@ class EagerValue(AdapterValue):
     def _item(t: Any) -> float:
         return float(t.item())
 
+    can_create_graph = False  # backward(create_graph=True) works (hooks _differentiable, _clear_grad)
+
     @staticmethod
     def _grad_of(t: Any) -> Any:
         return t.grad
+
+    @staticmethod
+    def _differentiable(g: Any) -> bool:
+        return False
+
+    @staticmethod
+    def _clear_grad(t: Any) -> None:
+        t.grad = None
 
     @staticmethod
     def _backward(t: Any) -> None:

@@ -26,6 +26,8 @@ Example:
 
 from __future__ import annotations
 
+import warnings
+
 from typing import Any, ClassVar
 
 import torch
@@ -90,11 +92,19 @@ class _TorchValue(EagerValue):
         if t.requires_grad and not t.is_leaf:
             t.retain_grad()  # micrograd gives every node a .grad
 
+    can_create_graph = True
+
     @staticmethod
-    def _backward(t: Any) -> None:
+    def _backward(t: Any, create_graph: bool = False) -> None:
         if t.requires_grad:
             # retain_graph: a second backward() accumulates again, as in micrograd.
-            t.backward(retain_graph=True)
+            with warnings.catch_warnings():  # create_graph's reference-cycle warning: crossgrad drops the graph itself
+                warnings.simplefilter("ignore")
+                t.backward(retain_graph=True, create_graph=create_graph)
+
+    @staticmethod
+    def _differentiable(g: Any) -> bool:
+        return bool(g.requires_grad)
 
 
 class Float64(_TorchValue):
