@@ -214,6 +214,8 @@ def test_torch_behind_the_protocol_differentiates_twice() -> None:
     # ... and its 2 * a overflows even where 2a/b**3 itself does not.
     ("torch", "tanh(x0 / x1)", (1.7976931348623157e308, 1.3)),
     ("torch", "x0 / exp(x0) + x1 * x1", (-300.0, 2.0)),
+    # torch's 2/u**3 * x0 overflows before it meets x1 = 1e-154.
+    ("torch", "(x1 * x0)**-1", (1e52, 1e-154)),
 ])
 def test_what_long_campaigns_called_wrong_is_right(engine: str, text: str, point: tuple[float, ...]) -> None:
     """Each was an error finding of a 20,000-example campaign on a correct engine."""

@@ -303,6 +303,7 @@ def _compose(program: Program, point: Sequence[float]) -> tuple[list[list[Any]],
 
     values: list[Any] = []
     poisoned: set[int] = set()  # variables whose Hessian rows and columns may be anything
+    factors_of: dict[int, list[tuple[int, int, Any, Any, Any]]] = {}  # node -> (a, b, |f_ql|, |grad_q[a]|, |grad_l[b]|)
     firsts_of: list[tuple[Any, ...]] = []  # each node's first local derivatives (for the adjoints)
     curvature_of: list[list[list[Any]]] = []  # |sum_ql f_ql grad(a_q) grad(a_l)^T| of each node
     reach_of: list[list[Any]] = []  # sum_ql |f_ql| |grad(a_l)| of each node, per variable
@@ -385,6 +386,8 @@ def _compose(program: Program, point: Sequence[float]) -> tuple[list[list[Any]],
                         bound += _prod(Dff[q * k + w], wide) + _prod(abs(s), wide - narrow)
                         size += _prod(abs(s), narrow)
                         curvature_of[-1][a][b] += _prod(abs(s), narrow)
+                        if s != 0:
+                            factors_of.setdefault(len(values) - 1, []).append((a, b, abs(s), abs(G[j][a]), abs(G[jw][b])))
                 h[a][b] = total
                 if not mpmath.isfinite(total):
                     eh[a][b] = mpmath.inf
@@ -414,6 +417,15 @@ def _compose(program: Program, point: Sequence[float]) -> tuple[list[list[Any]],
             for b in range(n):
                 if term[a][b] != 0 or reach[a] != 0 or reach[b] != 0:
                     final[a][b] = _held(H[-1][a][b], final[a][b] + _prod(weight, term[a][b]) + tiny * (reach[a] + reach[b]))
+    # A product of the second pass that overflows, in whatever order a valid engine
+    # multiplies (the adjoint, f_ql and the two partials): that entry is inf or nan
+    # ((x1*x0)**-1 at (1e52, 1e-154): 2/u**3 * x0 = inf before * x1 = 1e-154).
+    for v, factors in factors_of.items():
+        adjoint = abs(adjoints[v])
+        for a, b, s, ga, gb in factors:
+            # Only the passes of variables this node depends on form its products.
+            if (ga or gb) and max(s * ga, s * gb, adjoint * s, adjoint * s * ga, adjoint * s * gb) > _max():
+                final[a][b] = final[b][a] = mpmath.inf
     for a in poisoned:
         for b in range(n):
             final[a][b] = final[b][a] = mpmath.inf
