@@ -209,6 +209,8 @@ def test_torch_behind_the_protocol_differentiates_twice() -> None:
     ("engine:Value", "sigmoid(x0)**-0.5 * x1", (-120.0, 1e-262)),
     # forward mode forms log's partial 1/sqrt(x) * 1/(2 sqrt(x)) = 5e308; reverse mode never does.
     ("engine:Value", "exp(log(sqrt(x0)))", (1e-309,)),
+    # sqrt'' * x0 = 8e-317 keeps 9 digits before it meets x1 = 1e240.
+    ("engine:Value", "sqrt(x0 * x1)", (1e-89, 1e240)),
     # torch's d2(a/b)/db2 = 2a/b**3 overflows at a = DBL_MAX and meets a 0: nan in every entry.
     ("torch", "tanh(x0 / x1)", (1.7976931348623157e308, 1.000000238418579)),
     # ... and its 2 * a overflows even where 2a/b**3 itself does not.

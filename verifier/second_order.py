@@ -418,14 +418,21 @@ def _compose(program: Program, point: Sequence[float]) -> tuple[list[list[Any]],
                 if term[a][b] != 0 or reach[a] != 0 or reach[b] != 0:
                     final[a][b] = _held(H[-1][a][b], final[a][b] + _prod(weight, term[a][b]) + tiny * (reach[a] + reach[b]))
     # A product of the second pass that overflows, in whatever order a valid engine
-    # multiplies (the adjoint, f_ql and the two partials): that entry is inf or nan
-    # ((x1*x0)**-1 at (1e52, 1e-154): 2/u**3 * x0 = inf before * x1 = 1e-154).
+    # multiplies (the adjoint, f_ql and the two partials), makes that entry inf or nan
+    # ((x1*x0)**-1 at (1e52, 1e-154): 2/u**3 * x0 = inf before * x1 = 1e-154); one that
+    # underflows may lose the whole term (sqrt(x0*x1) at (1e-89, 1e240): sqrt'' * x0 =
+    # 8e-317 keeps 9 digits before * x1 = 1e240).
     for v, factors in factors_of.items():
         adjoint = abs(adjoints[v])
         for a, b, s, ga, gb in factors:
-            # Only the passes of variables this node depends on form its products.
-            if (ga or gb) and max(s * ga, s * gb, adjoint * s, adjoint * s * ga, adjoint * s * gb) > _max():
+            if not (ga or gb):
+                continue  # only the passes of variables this node depends on form its products
+            partial = (s * ga, s * gb, adjoint * s, adjoint * s * ga, adjoint * s * gb)
+            if max(partial) > _max():
                 final[a][b] = final[b][a] = mpmath.inf
+            elif any(0 < x < _tiny() for x in partial):
+                for i, j in {(a, b), (b, a)}:
+                    final[i][j] = _held(H[-1][i][j], final[i][j] + adjoint * s * ga * gb)
     for a in poisoned:
         for b in range(n):
             final[a][b] = final[b][a] = mpmath.inf
