@@ -11,7 +11,8 @@ accumulates gradients that are themselves graphs: the ``create_graph`` machinery
 If every op is right alone, the machinery is to blame: ``create_graph`` for a
 Hessian, ``forward`` for a tangent.
 
-Example:
+Example (blame is asked for only where a finding was judged; on a right engine no op
+is wrong alone, so this would fall to the machinery):
     >>> from engine import Value
     >>> from verifier.hosts import InProcess
     >>> from verifier.parsing import parse
