@@ -32,7 +32,7 @@ from __future__ import annotations
 import itertools
 import math
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Iterator, Sequence
 
 import mpmath
@@ -290,6 +290,47 @@ def _lossy_second(op: str, param: Any, argv: list[Any]) -> bool:
     return intermediates is not None and not all(_in_range(t) for t in intermediates(*argv, param))
 
 
+def _local_noise(op: str, param: Any, argv: list[Any], value: Any, d: tuple[Any, ...], noises: list[Any]) -> tuple[list[Any], list[Any]]:
+    """How far a float64 engine's first (``Df``) and second (``Dff``, row-major)
+    local derivatives of one node may be off: infinite where a valid formula's
+    intermediate may overflow."""
+    spec = OPS[op]
+    u, tiny = _u(), _tiny()
+    k = len(argv)
+    firsts, seconds = d[:k], d[k:]
+    spread = _spread(op, param, argv, noises, d)
+    scales = [abs(spec.grad_scales[q](mpmath, argv, value, param)) for q in range(k)]
+    # A first derivative is off by its rounding and its inputs' noise.
+    Df = [_lost(firsts[q], spec.ulps * u * scales[q] + tiny + spread[q]) for q in range(k)]
+    if _lossy_second(op, param, argv):
+        return Df, [mpmath.inf] * (k * k)
+    # A second derivative is what differentiating the first's formula gives: the
+    # first's rounding (an ulp of its terms' scale) moves it by f_ql / f_q of that.
+    Dff = []
+    for q in range(k):
+        for w in range(k):
+            s = seconds[q * k + w]
+            condition = scales[q] * abs(s) / abs(firsts[q]) if firsts[q] != 0 else scales[q]
+            # The terms of f_qw are the derivatives of f_q's terms: their scale moves
+            # as f_q's does (sigmoid'' = s'(1 - 2s) from s - s*s: terms of size s', not s'').
+            terms = abs(s) + condition + 2 * _scale_slope(spec, param, argv, q, w)
+            floor = spec.ulps * u * terms + tiny + spread[k + q * k + w] if mpmath.isfinite(s) else mpmath.inf
+            Dff.append(_lost(s, floor))
+    return Df, Dff
+
+
+@dataclass
+class _Trace:
+    """What the forward composition keeps of each node for the second pass's floors
+    (see :func:`_second_pass`)."""
+
+    firsts: list[tuple[Any, ...]] = field(default_factory=list)  # first local derivatives
+    curvature: list[list[list[Any]]] = field(default_factory=list)  # |sum_ql f_ql grad(a_q) grad(a_l)^T|
+    reach: list[list[Any]] = field(default_factory=list)  # sum_ql |f_ql| |grad(a_l)|, per variable
+    factors: dict[int, list[tuple[int, int, Any, Any, Any]]] = field(default_factory=dict)  # (a, b, |f_ql|, |grad_q[a]|, |grad_l[b]|)
+    poisoned: set[int] = field(default_factory=set)  # variables whose rows and columns may be anything
+
+
 def _compose(program: Program, point: Sequence[float]) -> tuple[list[list[Any]], list[list[Any]]]:
     """The exact Hessian of the output and its noise floor (mpmath, at the current
     precision), composed forward along the graph (see the module docstring)."""
@@ -301,12 +342,8 @@ def _compose(program: Program, point: Sequence[float]) -> tuple[list[list[Any]],
     def matrix() -> list[list[Any]]:
         return [[zero] * n for _ in range(n)]
 
+    trace = _Trace()
     values: list[Any] = []
-    poisoned: set[int] = set()  # variables whose Hessian rows and columns may be anything
-    factors_of: dict[int, list[tuple[int, int, Any, Any, Any]]] = {}  # node -> (a, b, |f_ql|, |grad_q[a]|, |grad_l[b]|)
-    firsts_of: list[tuple[Any, ...]] = []  # each node's first local derivatives (for the adjoints)
-    curvature_of: list[list[list[Any]]] = []  # |sum_ql f_ql grad(a_q) grad(a_l)^T| of each node
-    reach_of: list[list[Any]] = []  # sum_ql |f_ql| |grad(a_l)| of each node, per variable
     noise: list[Any] = []  # the value's floor
     G: list[list[Any]] = []  # gradient of each node with respect to the variables
     EG: list[list[Any]] = []
@@ -321,47 +358,29 @@ def _compose(program: Program, point: Sequence[float]) -> tuple[list[list[Any]],
             EG.append([zero] * n)
             H.append(matrix())
             EH.append(matrix())
-            firsts_of.append(())
-            curvature_of.append(matrix())
-            reach_of.append([zero] * n)
+            trace.firsts.append(())
+            trace.curvature.append(matrix())
+            trace.reach.append([zero] * n)
             continue
-        spec = OPS[op]
         k = len(args)
         argv = [values[j] for j in args]
-        value = spec.mpmath(*argv, param)
+        value = OPS[op].mpmath(*argv, param)
         d = local_rule(op, param).mpmath(*argv)
         firsts, seconds = d[:k], d[k:]
         noises = [noise[j] for j in args]
-        spread = _spread(op, param, argv, noises, d)
-        scales = [abs(spec.grad_scales[q](mpmath, argv, value, param)) for q in range(k)]
-        # A first derivative is off by its rounding and its inputs' noise.
-        Df = [_lost(firsts[q], spec.ulps * u * scales[q] + tiny + spread[q]) for q in range(k)]
-        # A second derivative is what differentiating the first's formula gives: the
-        # first's rounding (an ulp of its terms' scale) moves it by f_ql / f_q of that.
-        Dff = []
-        for q in range(k):
-            for w in range(k):
-                s = seconds[q * k + w]
-                condition = scales[q] * abs(s) / abs(firsts[q]) if firsts[q] != 0 else scales[q]
-                # The terms of f_qw are the derivatives of f_q's terms: their scale moves
-                # as f_q's does (sigmoid'' = s'(1 - 2s) from s - s*s: terms of size s', not s'').
-                terms = abs(s) + condition + 2 * _scale_slope(spec, param, argv, q, w)
-                floor = spec.ulps * u * terms + tiny + spread[k + q * k + w] if mpmath.isfinite(s) else mpmath.inf
-                Dff.append(_lost(s, floor))
-        if _lossy_second(op, param, argv):
-            Dff = [mpmath.inf] * len(Dff)
+        Df, Dff = _local_noise(op, param, argv, value, d, noises)
         if not all(mpmath.isfinite(x) for x in (*Df, *Dff)):
             # An intermediate a valid formula may hold as inf (2a/b**3 in d2(a/b)/db2 at
             # a = 1.8e308): times a 0 somewhere in the second pass it is nan, in any
             # entry of a variable this node depends on (torch: tanh(x0/x1) there).
-            poisoned.update(a for a in range(n) for j in args if G[j][a] != 0)
+            trace.poisoned.update(a for a in range(n) for j in args if G[j][a] != 0)
+        node = len(values)
         values.append(value)
-        floor = _forward_floor(mpmath, spec, argv, value, param, d, noises)
-        noise.append(_held(value, floor) if mpmath.isfinite(value) else mpmath.inf)
-        firsts_of.append(firsts)
-        curvature_of.append(matrix())
-        reach_of.append([sum((_prod(abs(seconds[q * k + w]), abs(G[jw][b])) for q in range(k) for w, jw in enumerate(args)), zero)
-                         for b in range(n)])
+        noise.append(_held(value, _forward_floor(mpmath, OPS[op], argv, value, param, d, noises)) if mpmath.isfinite(value) else mpmath.inf)
+        trace.firsts.append(firsts)
+        trace.curvature.append(matrix())
+        trace.reach.append([sum((_prod(abs(seconds[q * k + w]), abs(G[jw][b])) for q in range(k) for w, jw in enumerate(args)), zero)
+                            for b in range(n)])
         g, eg, h, eh = [zero] * n, [zero] * n, matrix(), matrix()
         for a in range(n):
             for q, j in enumerate(args):
@@ -385,9 +404,9 @@ def _compose(program: Program, point: Sequence[float]) -> tuple[list[list[Any]],
                         narrow = _prod(abs(G[j][a]), abs(G[jw][b]))
                         bound += _prod(Dff[q * k + w], wide) + _prod(abs(s), wide - narrow)
                         size += _prod(abs(s), narrow)
-                        curvature_of[-1][a][b] += _prod(abs(s), narrow)
+                        trace.curvature[node][a][b] += _prod(abs(s), narrow)
                         if s != 0:
-                            factors_of.setdefault(len(values) - 1, []).append((a, b, abs(s), abs(G[j][a]), abs(G[jw][b])))
+                            trace.factors.setdefault(node, []).append((a, b, abs(s), abs(G[j][a]), abs(G[jw][b])))
                 h[a][b] = total
                 if not mpmath.isfinite(total):
                     eh[a][b] = mpmath.inf
@@ -397,32 +416,40 @@ def _compose(program: Program, point: Sequence[float]) -> tuple[list[list[Any]],
         EG.append(eg)
         H.append(h)
         EH.append(eh)
-    # The Hessian is also sum_v adjoint(v) * (v's local second-order term): a reverse-
-    # over-reverse engine multiplies each node's first-order adjoint into it, and an
-    # adjoint may underflow (x * sqrt(x) * x at 2e-181: sqrt's is x*x = 4e-362, and
-    # with it the term x*x*sqrt''), or carry its own noise: an ulp and the smallest
-    # normal of each adjoint, times that term. So may the second pass's own
-    # intermediates, adjoint times partial (sigmoid(x)**-0.5 * y at (-120, 1e-262):
-    # y * s' = 4e-315 keeps 9 digits): the smallest normal, times f_ql grad(a_l).
-    adjoints = [zero] * len(values)
+    return H[-1], _second_pass(program, trace, H[-1], EH[-1], rounding)
+
+
+def _second_pass(program: Program, trace: _Trace, hessian: list[list[Any]], floor: list[list[Any]], rounding: Any) -> list[list[Any]]:
+    """``floor`` widened by what a reverse-over-reverse engine's second pass may do.
+
+    The Hessian is also sum_v adjoint(v) * (v's local second-order term): such an
+    engine multiplies each node's first-order adjoint into it, and an adjoint may
+    underflow (x * sqrt(x) * x at 2e-181: sqrt's is x*x = 4e-362, and with it the term
+    x*x*sqrt''), or carry its own noise: an ulp and the smallest normal of each
+    adjoint, times that term. So may the second pass's own intermediates, adjoint
+    times partial (sigmoid(x)**-0.5 * y at (-120, 1e-262): y * s' = 4e-315 keeps 9
+    digits): the smallest normal, times f_ql grad(a_l). A product of the second pass
+    that overflows, in whatever order a valid engine multiplies (the adjoint, f_ql
+    and the two partials), makes that entry inf or nan ((x1*x0)**-1 at (1e52,
+    1e-154): 2/u**3 * x0 = inf before * x1 = 1e-154); one that underflows may lose the
+    whole term (sqrt(x0*x1) at (1e-89, 1e240): sqrt'' * x0 = 8e-317 keeps 9 digits
+    before * x1 = 1e240).
+    """
+    n, tiny = len(program.variables), _tiny()
+    adjoints = [mpmath.mpf(0)] * len(program)
     adjoints[-1] = mpmath.mpf(1)
-    for i in range(len(values) - 1, -1, -1):
+    for i in range(len(program) - 1, -1, -1):
         for q, j in enumerate(program.args[i]):
-            adjoints[j] += _prod(adjoints[i], firsts_of[i][q])
-    final = EH[-1]
-    for v, term in enumerate(curvature_of):
+            adjoints[j] += _prod(adjoints[i], trace.firsts[i][q])
+    final = [row[:] for row in floor]
+    for v, term in enumerate(trace.curvature):
         weight = tiny + 2 * rounding * abs(adjoints[v]) if mpmath.isfinite(adjoints[v]) else mpmath.inf
-        reach = reach_of[v]
+        reach = trace.reach[v]
         for a in range(n):
             for b in range(n):
                 if term[a][b] != 0 or reach[a] != 0 or reach[b] != 0:
-                    final[a][b] = _held(H[-1][a][b], final[a][b] + _prod(weight, term[a][b]) + tiny * (reach[a] + reach[b]))
-    # A product of the second pass that overflows, in whatever order a valid engine
-    # multiplies (the adjoint, f_ql and the two partials), makes that entry inf or nan
-    # ((x1*x0)**-1 at (1e52, 1e-154): 2/u**3 * x0 = inf before * x1 = 1e-154); one that
-    # underflows may lose the whole term (sqrt(x0*x1) at (1e-89, 1e240): sqrt'' * x0 =
-    # 8e-317 keeps 9 digits before * x1 = 1e240).
-    for v, factors in factors_of.items():
+                    final[a][b] = _held(hessian[a][b], final[a][b] + _prod(weight, term[a][b]) + tiny * (reach[a] + reach[b]))
+    for v, factors in trace.factors.items():
         adjoint = abs(adjoints[v])
         for a, b, s, ga, gb in factors:
             if not (ga or gb):
@@ -430,13 +457,13 @@ def _compose(program: Program, point: Sequence[float]) -> tuple[list[list[Any]],
             partial = (s * ga, s * gb, adjoint * s, adjoint * s * ga, adjoint * s * gb)
             if max(partial) > _max():
                 final[a][b] = final[b][a] = mpmath.inf
-            elif any(0 < x < _tiny() for x in partial):
+            elif any(0 < x < tiny for x in partial):
                 for i, j in {(a, b), (b, a)}:
-                    final[i][j] = _held(H[-1][i][j], final[i][j] + adjoint * s * ga * gb)
-    for a in poisoned:
+                    final[i][j] = _held(hessian[i][j], final[i][j] + adjoint * s * ga * gb)
+    for a in trace.poisoned:
         for b in range(n):
             final[a][b] = final[b][a] = mpmath.inf
-    return H[-1], final
+    return final
 
 
 # -- judging ----------------------------------------------------------------------------------
