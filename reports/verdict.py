@@ -27,6 +27,7 @@ SHORT_REASONS = {
     "noise-beyond-float64": "noise beyond float64",
     "not-representable": "beyond float64",
     "undefined": "undefined derivative",
+    "kink": "at a kink",
 }
 MESSAGE_CHARS = 110  # an index row's message: one line at 1280 px
 
@@ -61,7 +62,8 @@ def _counts(judged: Mapping[str, Any], key: str) -> dict[str, int]:
 
 # What is judged, as the JSON's "judged" names it: (key, noun, plural, short noun).
 QUANTITIES = (("values", "value", "values", "value"), ("partials", "partial derivative", "partial derivatives", "partial"),
-              ("hessians", "Hessian entry", "Hessian entries", "Hessian entry"))
+              ("hessians", "Hessian entry", "Hessian entries", "Hessian entry"),
+              ("tangents", "forward-mode partial", "forward-mode partials", "forward-mode partial"))
 
 
 def judged_short(judged: Mapping[str, Any]) -> str | None:
@@ -160,6 +162,7 @@ UNJUDGED_REASONS = {
     "undefined": "an infinite or undefined derivative on its path",
     "not-representable": "the exact quantity is beyond float64",
     "noise-beyond-float64": "no float64 computation of it can be trusted (an intermediate over- or underflows)",
+    "kink": "at or within noise of a kink: the gradient jumps, so there is no second derivative",
 }
 
 

@@ -68,9 +68,10 @@ def test_seed_function_hessian_digits() -> None:
 
 
 def test_points_that_are_not_ordinary_judge_nothing() -> None:
-    for text, point, status in [("relu(x) * x", (0.0,), "kink"), ("log(x)", (-1.0,), "outside-domain"), ("sqrt(x)", (0.0,), "gradient-undefined")]:
+    for text, point, status, reason in [("relu(x) * x", (0.0,), "kink", "kink"), ("log(x)", (-1.0,), "outside-domain", "outside-domain"),
+                                        ("sqrt(x)", (0.0,), "gradient-undefined", "undefined")]:
         ref = hessian_at(P(text), point)
-        assert ref.status == status and not ref.any_judged
+        assert ref.status == status and not ref.any_judged and ref.entry_status[0][0] == reason
 
 
 def test_an_infinite_second_derivative_is_not_judged() -> None:
@@ -179,7 +180,8 @@ def test_cli_check_order_2(tmp_path, capsys) -> None:
     report = json.loads(out.read_text())
     assert report["settings"]["order"] == 2 and report["settings"]["modes"] == "fwd,rev"
     assert report["summary"]["judged"]["hessians"]["judged"] > 0
-    assert "Hessian entries judged" in capsys.readouterr().out
+    assert report["summary"]["judged"]["tangents"]["judged"] > 0
+    assert "Hessian entries and " in capsys.readouterr().out  # ... and N of M forward-mode partials judged
 
 
 def test_cli_refuses_bad_modes_and_engines_that_cannot(capsys) -> None:

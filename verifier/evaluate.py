@@ -155,6 +155,7 @@ def _judge_higher(report: CaseReport, checks: Checks, program: Program, points: 
         verdicts: list[Verdict] = []
         judged = False
         if checks.forward:
+            report.judged.update(("tangent", s) for s in truth.gradient_status)
             verdicts += judge_tangents(truth, outcome, program.variables, program, points[p])
             judged = truth.value_judged and any(s == JUDGED for s in truth.gradient_status)
         if checks.order >= 2:

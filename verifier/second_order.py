@@ -163,10 +163,16 @@ class HessianReference:
                 "floor": [list(r) for r in self.floor], "entry_status": [list(r) for r in self.entry_status]}
 
 
+# Why no entry is judged, from the point's first-order class: at a kink the gradient
+# jumps (no second derivative); the others as at first order.
+_REASONS = {"gradient-undefined": "undefined", "gradient-not-representable": "not-representable"}
+
+
 def _nothing(variables: tuple[str, ...], status: str, detail: str) -> HessianReference:
     n = len(variables)
     nan = tuple((math.nan,) * n for _ in range(n))
-    return HessianReference(variables, status, detail, nan, nan, tuple((status,) * n for _ in range(n)),
+    reason = _REASONS.get(status, status)
+    return HessianReference(variables, status, detail, nan, nan, tuple((reason,) * n for _ in range(n)),
                             tuple(("undefined",) * n for _ in range(n)))
 
 
