@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import copy
 import html
-import os
 import re
 from typing import Any
 
@@ -25,6 +24,7 @@ import pytest
 
 from reports import render_html, validate, write_html
 from reports.html import finding_card
+from tests.test_reports_browser import chromium, measure  # noqa: F401, F811 - chromium is a fixture
 from tests.test_reports_html import HOSTILE, scan, unsafe_markup
 
 HOSTILE_VAR = "<script>alert(1)</script>"
@@ -350,16 +350,7 @@ MEASURE_ENTRIES = """
 
 @pytest.mark.browser
 @pytest.mark.parametrize("width", [390, 1280])
-def test_the_hessian_table_scrolls_in_its_box_not_the_page(report, tmp_path, width):
-    from tests.test_reports_browser import find_chromium, measure, without_browser
-
-    chromium = find_chromium()
-    action = without_browser(chromium, dict(os.environ))
-    if action == "fail":
-        pytest.fail("Chromium is not installed (/usr/bin/chromium): the browser tests must run in CI")
-    if action == "skip":
-        pytest.skip("Chromium is not installed (apt-get install chromium); set CI=true to make this a failure")
-    assert chromium is not None
+def test_the_hessian_table_scrolls_in_its_box_not_the_page(report, chromium, tmp_path, width):  # noqa: F811
     page = write_html(report, tmp_path / "second-order.html")
     m = measure(chromium, page, tmp_path, width, 2400, shot=tmp_path / f"second-order-{width}.png",
                 script=MEASURE_ENTRIES)

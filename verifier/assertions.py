@@ -42,8 +42,7 @@ from verifier.judge import PASS, Verdict, format_number, format_point, worst
 from verifier.loader import load_engine
 from verifier.reference import sweep, truth_at
 from verifier.run_engine import EngineOutcome, run
-from verifier.second_blame import blame_higher
-from verifier.second_evidence import with_section
+from verifier.second_evidence import higher_finding
 from verifier.second_order import FIRST_ORDER, HIGHER_KINDS, Checks, checking, parse_modes
 
 __all__ = [
@@ -497,13 +496,10 @@ def _verdict(host: InProcess, e: Expr, program: Any, rows: np.ndarray, report: A
 
 def _higher_details(host: InProcess, program: Any, at: Any, verdicts: Sequence[Verdict], summary: str) -> tuple[str, Finding | None]:
     """A second-order or forward-mode failure: the finding, its blame and its table."""
-    kind = worst(list(verdicts)).kind
-    blame = blame_higher(host, program, at, kind, truth_at(program, at).node_values)
-    finding = build_finding(host, program, at, blame=blame, verdicts=verdicts)
+    finding = higher_finding(host, program, at, verdicts, truth_at(program, at).node_values)
     if finding is None:
         return summary, None
-    finding = with_section(host, program, at, finding, verdicts)
-    lines = [summary, f"  blame        {_blame_text(blame)}"]
+    lines = [summary, f"  blame        {_blame_text(finding.blame)}"]
     if finding.hessian is not None:
         h = finding.hessian
         names = [n for n in ("engine", "sympy", "torch", "differences") if h["rows"].get(n) is not None]

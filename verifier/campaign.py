@@ -40,10 +40,9 @@ from verifier.hosts import EngineCrash, EngineTimeout, InProcess, Sandbox, open_
 from verifier.judge import KIND_ORDER
 from verifier.loader import absolute_target, target_of
 from verifier.ops import OPS, op_names, written_ops
-from verifier.parsing import parse
 from verifier.reference import exact
 from verifier.result import CampaignResult
-from verifier.second_order import Checks, checking, current_checks, parse_modes
+from verifier.second_order import Checks, cannot, checking, current_checks, parse_modes
 from verifier.strategies import Case
 
 __all__ = ["check_engine", "CampaignResult"]
@@ -298,18 +297,16 @@ def _campaign(host: Any, requested_ops: tuple[str, ...], examples: int, seed: in
 
 def _can_check(host: Any, checks: Checks) -> None:
     """Raise a one-line ValueError if the engine cannot do what ``checks`` asks
-    (its ``backward`` refuses ``create_graph``, its ``Value`` refuses ``tangent``)."""
-    program = compile_program(parse("x * y"))
+    (see :func:`verifier.second_order.cannot`)."""
     try:
-        [outcome] = host.run(program, [(1.5, -2.0)], order=checks.order, forward=checks.forward)
+        what, error = cannot(host, checks)
     except (EngineCrash, EngineTimeout) as error:
         host.close()
         raise ValueError(f"the engine failed on x * y: {error}") from None
-    for asked, error, needs in ((checks.order >= 2, outcome.hessian_error, "--order 2 needs backward(create_graph=True)"),
-                                (checks.forward, outcome.tangent_error, "--modes fwd needs Value(x, tangent=t) and .tangent")):
-        if asked and error and ("TypeError" in error or "AttributeError" in error):
-            host.close()
-            raise ValueError(f"{needs}, and {host.name} cannot: x * y at (1.5, -2) gave {error}")
+    if what:
+        host.close()
+        needs = "--order 2 needs backward(create_graph=True)" if what == "order" else "--modes fwd needs Value(x, tangent=t) and .tangent"
+        raise ValueError(f"{needs}, and {host.name} cannot: x * y at (1.5, -2) gave {error}")
 
 
 def _judged(results: Sequence[_ShardResult]) -> dict[str, dict[str, int]]:

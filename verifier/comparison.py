@@ -26,9 +26,8 @@ from verifier.loader import load_engine
 from verifier.parsing import parse
 from verifier.printing import to_string
 from verifier.reference import PointReference, truth_at
-from verifier.second_blame import blame_higher
-from verifier.second_evidence import hessian_section, with_section
-from verifier.second_order import hessian_at, judge_hessian
+from verifier.second_evidence import hessian_section, higher_finding
+from verifier.second_order import Checks, cannot, entry_label, hessian_at, judge_hessian
 
 __all__ = ["Comparison", "compare", "as_expression"]
 
@@ -151,7 +150,7 @@ class Comparison:
         n = len(self.variables)
         for i in range(n):
             for j in range(i, n):
-                label = f"d2/d{self.variables[i]}d{self.variables[j]}" if i != j else f"d2/d{self.variables[i]}2"
+                label = entry_label(self.variables, i, j)
                 judged = h["status"][i][j] == "judged"
                 exact = h["exact_text"][i][j] if judged else f"{h['exact_text'][i][j]} ({h['status'][i][j]})"
                 estimate = h["differences_error"]
@@ -371,19 +370,15 @@ def _with_hessian(comparison: Comparison, program: Any, truth: Any, host: Any) -
     """``comparison`` with the Hessian of every oracle, its engine verdicts and, for
     an error the first order did not already show, a blamed finding."""
     ref = hessian_at(program, comparison.point, truth)
-    section = hessian_section(host, program, comparison.point, ref=ref)
-    verdicts: list[Verdict] = []
-    if host is not None:
-        outcome, _, _ = engine_outcome(host, program, comparison.point, order=2)
-        # An engine that cannot differentiate twice says so in the table; it is not wrong.
-        cannot = outcome is None or outcome.hessian_error.startswith("backward(create_graph=True): TypeError")
-        verdicts = [] if cannot else judge_hessian(ref, outcome)
+    outcome = engine_outcome(host, program, comparison.point, order=2)[0] if host is not None else None
+    section = hessian_section(host, program, comparison.point, ref=ref, outcome=outcome)
+    # An engine that cannot differentiate twice says so in the table; it is not wrong.
+    verdicts = judge_hessian(ref, outcome) if outcome is not None and not cannot(host, Checks(2))[0] else []
     findings = comparison.findings
     errors = [v for v in verdicts if v.severity == "error"]
     if errors and not findings:
-        blame = blame_higher(host, program, comparison.point, "hessian", truth.node_values)
-        finding = build_finding(host, program, comparison.point, blame=blame, verdicts=errors)
-        findings = (with_section(host, program, comparison.point, finding, errors),) if finding else ()
+        finding = higher_finding(host, program, comparison.point, errors, truth.node_values)
+        findings = (finding,) if finding else ()
     worst_entry = worst(errors)
     if worst_entry is not None:
         section = {**section, "entry": [worst_entry.variable, worst_entry.column]}

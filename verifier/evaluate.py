@@ -150,8 +150,7 @@ def _judge_higher(report: CaseReport, checks: Checks, program: Program, points: 
     for p, outcome in enumerate(outcomes):
         if outcome.status != "ok" or ref.outside[p]:
             continue
-        truth = truths.get(p) or exact(program, points[p], classify=not ref.clean[p])
-        truths[p] = truth
+        truth = _truth(truths, program, points, ref, p)
         verdicts: list[Verdict] = []
         judged = False
         if checks.forward:
@@ -172,6 +171,14 @@ def _judge_higher(report: CaseReport, checks: Checks, program: Program, points: 
             report.warning = PointJudgement(p, truth, outcome, verdicts)
 
 
+def _truth(truths: dict[int, PointReference], program: Program, points: np.ndarray, ref: Sweep, p: int) -> PointReference:
+    """Point ``p``'s exact reference, classified as the judge classifies it, computed
+    once per case (kept in ``truths``)."""
+    if p not in truths:
+        truths[p] = exact(program, points[p], classify=not ref.clean[p])
+    return truths[p]
+
+
 def _recorded(host: Any, program: Program, point: Sequence[float], fallback: EngineOutcome) -> EngineOutcome:
     try:
         return host.run(program, [point], record=True)[0]
@@ -185,8 +192,7 @@ def _check_oracles(report: CaseReport, program: Program, points: np.ndarray, ref
         value, gradient = float(result.value[p]), [float(g) for g in result.gradient[p]]
         if close_to_sweep(ref, p, value, gradient) or (ref.outside[p] and not np.isfinite(value)):
             continue
-        truth = truths.get(p) or exact(program, points[p], classify=not ref.clean[p])
-        truths[p] = truth
+        truth = _truth(truths, program, points, ref, p)
         verdicts = [v for v in judge_oracle(truth, value, gradient, program.variables, "torch") if v.severity == "error"]
         if verdicts:
             report.notes["torch"] += 1

@@ -292,24 +292,16 @@ def verifier_engine(pytestconfig: pytest.Config) -> type:
     return engine_of(pytestconfig)
 
 
-def _cannot(engine: type, order: int, forward: bool) -> str:
-    """Why the engine cannot be checked at ``order`` / in forward mode ("" if it can)."""
-    from verifier.expr import compile_program
-    from verifier.parsing import parse
-    from verifier.run_engine import run
-
-    [outcome] = run(engine, compile_program(parse("x * y")), [(1.5, -2.0)], order=order, forward=forward)
-    error = outcome.hessian_error if order >= 2 else outcome.tangent_error
-    return error if "TypeError" in error or "AttributeError" in error else ""
-
-
 def _asked(pytestconfig: pytest.Config, option: str, engine: type, order: int, forward: bool) -> bool:
     """Whether tests of that order or mode run: skipped when turned off, or (auto)
     when the engine cannot; asked for by name, an engine that cannot fails them."""
     value = pytestconfig.getoption(option)
     if value in ("1", "rev"):
         pytest.skip(f"{option} {value}")
-    why = _cannot(engine, order, forward)
+    from verifier.hosts import InProcess
+    from verifier.second_order import Checks, cannot
+
+    _, why = cannot(InProcess(engine), Checks(order, forward))
     if why and value == "auto":
         pytest.skip(f"the engine cannot ({why}); {option} auto")
     if why:

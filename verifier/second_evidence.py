@@ -26,14 +26,16 @@ import numpy as np
 
 from verifier import torch_oracle
 from verifier.expr import Program, from_program
+from verifier.evidence import build_finding
 from verifier.findings import Finding, jsonable
 from verifier.hosts import EngineCrash, EngineTimeout
 from verifier.judge import Verdict, worst
 from verifier.reference import exact, truth_at
 from verifier.run_engine import describe_error
+from verifier.second_blame import blame_higher
 from verifier.second_order import HessianReference, hessian_at
 
-__all__ = ["hessian_section", "jvp_section", "with_section", "ORACLES"]
+__all__ = ["hessian_section", "jvp_section", "with_section", "higher_finding", "ORACLES"]
 
 ORACLES = ("engine", "sympy", "torch", "differences")
 STEP = 2.0**-24  # relative step of the differences: the exact gradient (25 digits) has no noise to amplify
@@ -90,13 +92,15 @@ def _differences(program: Program, point: Sequence[float]) -> tuple[list[list[fl
 
 
 def hessian_section(host: Any, program: Program, point: Sequence[float], entry: tuple[int, int] | None = None, *,
-                    ref: HessianReference | None = None) -> dict[str, Any]:
+                    ref: HessianReference | None = None, outcome: Any = None) -> dict[str, Any]:
     """The ``hessian`` section of a finding: the exact Hessian (``ref``, computed if
-    not given) and every oracle's; ``entry`` is the one judged wrong."""
+    not given) and every oracle's, the engine's from ``outcome`` if it was already
+    run at order 2; ``entry`` is the one judged wrong."""
     ref = ref if ref is not None else hessian_at(program, point)
     rows: dict[str, Any] = dict.fromkeys(ORACLES)
     errors = dict.fromkeys(ORACLES, "")
-    outcome, errors["engine"] = _engine(host, program, point, order=2)
+    if outcome is None:
+        outcome, errors["engine"] = _engine(host, program, point, order=2)
     if outcome is not None:
         rows["engine"] = None if outcome.hessian is None else [list(r) for r in outcome.hessian]
         errors["engine"] = outcome.hessian_error or outcome.error
@@ -132,6 +136,16 @@ def jvp_section(host: Any, program: Program, point: Sequence[float], entry: int 
         "vjp": None if outcome is None or outcome.gradient is None else list(outcome.gradient),
         "error": error or (outcome.tangent_error if outcome is not None else ""),
     })
+
+
+def higher_finding(host: Any, program: Program, point: Sequence[float], verdicts: Sequence[Verdict],
+                   node_values: Sequence[Any]) -> Finding | None:
+    """The full finding for second-order or forward-mode ``verdicts`` at ``point``:
+    blamed (``node_values``: the exact ones there) and with its section."""
+    kind = worst(list(verdicts)).kind
+    blame = blame_higher(host, program, point, kind, node_values)
+    finding = build_finding(host, program, point, blame=blame, verdicts=verdicts)
+    return with_section(host, program, point, finding, verdicts) if finding is not None else None
 
 
 def with_section(host: Any, program: Program, point: Sequence[float], finding: Finding, verdicts: Sequence[Verdict]) -> Finding:

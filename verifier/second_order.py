@@ -46,7 +46,7 @@ from verifier.reference import (DIGITS, JUDGED, PRODUCT_ULPS, PointReference, _f
 from verifier.run_engine import EngineOutcome
 
 __all__ = ["Checks", "FIRST_ORDER", "current_checks", "set_checks", "checking", "parse_modes", "HessianReference",
-           "hessian_at", "judge_hessian", "judge_tangents", "HIGHER_KINDS"]
+           "hessian_at", "judge_hessian", "judge_tangents", "entry_label", "cannot", "HIGHER_KINDS"]
 
 HIGHER_KINDS = ("hessian", "jvp")
 
@@ -474,8 +474,37 @@ def _second_pass(program: Program, trace: _Trace, hessian: list[list[Any]], floo
 
 # -- judging ----------------------------------------------------------------------------------
 
-def _label(variables: Sequence[str], i: int, j: int) -> str:
+def entry_label(variables: Sequence[str], i: int, j: int) -> str:
+    """``d2/dxdy``, or ``d2/dx2`` on the diagonal.
+
+    Example:
+        >>> entry_label(("x", "y"), 0, 1), entry_label(("x", "y"), 1, 1)
+        ('d2/dxdy', 'd2/dy2')
+    """
     return f"d2/d{variables[i]}d{variables[j]}" if i != j else f"d2/d{variables[i]}2"
+
+
+def cannot(host: Any, checks: Checks) -> tuple[str, str]:
+    """What of ``checks`` the engine behind ``host`` cannot do: ``("order", error)``
+    when its ``backward`` refuses ``create_graph=True``, ``("forward", error)`` when
+    its ``Value`` refuses ``tangent``, ``("", "")`` when it can do all of it. Asked
+    on ``x * y`` at (1.5, -2), where any engine that can answers: a TypeError or an
+    AttributeError there is a refusal, not a wrong derivative.
+
+    Example:
+        >>> from engine import Value
+        >>> from verifier.hosts import InProcess
+        >>> cannot(InProcess(Value), Checks(2, True))
+        ('', '')
+    """
+    from verifier.expr import compile_program
+    from verifier.parsing import parse
+
+    [outcome] = host.run(compile_program(parse("x * y")), [(1.5, -2.0)], order=checks.order, forward=checks.forward)
+    for what, asked, error in (("order", checks.order >= 2, outcome.hessian_error), ("forward", checks.forward, outcome.tangent_error)):
+        if asked and ("TypeError" in error or "AttributeError" in error):
+            return what, error
+    return "", ""
 
 
 def judge_hessian(ref: HessianReference, outcome: EngineOutcome) -> list[Verdict]:
@@ -505,7 +534,7 @@ def judge_hessian(ref: HessianReference, outcome: EngineOutcome) -> list[Verdict
             if not ref.judged(i, j):
                 continue
             want = ref.hessian[i][j]
-            verdict = compare_quantity("hessian", _label(ref.variables, i, j), outcome.hessian[i][j], want, want, want, ref.floor[i][j])
+            verdict = compare_quantity("hessian", entry_label(ref.variables, i, j), outcome.hessian[i][j], want, want, want, ref.floor[i][j])
             if verdict is not None:
                 verdicts.append(Verdict(verdict.kind, verdict.severity, verdict.cause, verdict.message, i, verdict.error,
                                         verdict.floor, column=j))
