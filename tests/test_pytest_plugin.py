@@ -243,3 +243,27 @@ def test_assert_gradients_outside_pytest_points_to_no_file(pytester):
     assert "verifier replay" not in out and "crossgrad-findings.json" not in out  # no file is written outside pytest
     assert "reproduce    verifier.compare('tanh(x)'" in out
     assert not (pytester.path / "crossgrad-findings.json").exists()
+
+
+def test_second_order_suite_skips_an_engine_that_cannot_and_fails_it_when_asked(pytester):
+    import tests.engines.base as base
+
+    target = f"{base.__file__}:Value"  # micrograd-style: backward() takes no create_graph, Value no tangent
+    auto = _run(pytester, "--pyargs", "properties", *EXAMPLES, "--verifier-engine", target, "-k", "second_order", "-rs")
+    outcomes = auto.parseoutcomes()
+    assert outcomes.get("skipped", 0) > 0 and "failed" not in outcomes and "passed" not in outcomes, auto.stdout.str()
+    auto.stdout.fnmatch_lines(["*the engine cannot (backward(create_graph=True): TypeError*--verifier-order auto*"])
+    asked = _run(pytester, "--pyargs", "properties", *EXAMPLES, "--verifier-engine", target, "-k", "hessian",
+                 "--verifier-order", "2", "--verifier-modes", "rev")
+    assert asked.parseoutcomes().get("errors", 0) > 0 and asked.ret != 0, asked.stdout.str()  # failed in the fixture
+    asked.stdout.fnmatch_lines(["*--verifier-order 2: the engine cannot: backward(create_graph=True): TypeError*"])
+
+
+def test_second_order_suite_catches_a_mutant_at_second_order(pytester, tmp_path):
+    from tests.engines import second_order
+
+    path = second_order.write(tmp_path, second_order.BY_NAME["tanh_second_derivative_wrong"])
+    result = _run(pytester, "--pyargs", "properties", *EXAMPLES, "--verifier-engine", f"{path}:Value",
+                  "-k", "each_op_has_the_exact_second_derivative and tanh")
+    assert result.parseoutcomes().get("failed", 0) >= 1, result.stdout.str()
+    result.stdout.fnmatch_lines(["*d2/da2 is *"])
