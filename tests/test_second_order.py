@@ -168,6 +168,10 @@ def test_compare_shows_the_hessian_of_every_oracle() -> None:
     text = c.text(width=None)
     assert "Hessian" in text and "d2/da2" in text and "d2/dbdc" in text
     assert c.to_dict()["hessian"]["exact"][2][2] == -0.03125
+    # In a notebook too: the Hessian table under the oracle table.
+    assert "<p>Hessian</p><table>" in c._repr_html_() and "d2/dbdc" in c._repr_html_()
+    assert "\nHessian\n" in c._repr_markdown_() and "| d2/da2 |" in c._repr_markdown_()
+    assert "Hessian" not in compare(SEED, {"a": 2, "b": 3, "c": 4})._repr_html_()
     with pytest.raises(ValueError, match="order=3"):
         compare("x", {"x": 1}, order=3)
 

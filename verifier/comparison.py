@@ -216,11 +216,11 @@ class Comparison:
                 f"({self.status}){'; blame: ' + blamed if blamed else ''}>")
 
     def _repr_markdown_(self) -> str:
-        rows = self.rows()
         out = [f"`{self.expression}` at `{format_point(self.variables, self.point)}` — **{self.verdict}** ({self.status})", ""]
-        out.append("| " + " | ".join(rows[0]) + " |")
-        out.append("|" + "---|" * len(rows[0]))
-        out += ["| " + " | ".join(c.replace("|", "\\|") for c in r) + " |" for r in rows[1:]]
+        out += _markdown(self.rows())
+        hessian = self.hessian_rows()
+        if hessian:
+            out += ["", "Hessian", ""] + _markdown(hessian)
         out += [f"- {v.message}" for v in self.verdicts]
         if self.convention:
             out.append(f"- convention: {self.convention}")
@@ -235,7 +235,7 @@ class Comparison:
         head = f"{self.expression} at {format_point(self.variables, self.point)}: {self.verdict} ({self.status})"
         tail = [v.message for v in self.verdicts] + ([f"convention: {self.convention}"] if self.convention else [])
         return comparison_html(self.rows(), head, tail + self.blame_lines(), [(f.to_dict(), repr(f)) for f in self.findings],
-                               engine=self.engine or None)
+                               engine=self.engine or None, more=[("Hessian", self.hessian_rows())])
 
     def to_dict(self) -> dict[str, Any]:
         return jsonable({
@@ -250,6 +250,12 @@ class Comparison:
             "convention": self.convention,
             "hessian": self.hessian,
         })
+
+
+def _markdown(rows: list[list[str]]) -> list[str]:
+    """A header row and body rows as a Markdown table (``|`` in a cell escaped)."""
+    out = ["| " + " | ".join(rows[0]) + " |", "|" + "---|" * len(rows[0])]
+    return out + ["| " + " | ".join(c.replace("|", "\\|") for c in r) + " |" for r in rows[1:]]
 
 
 def _stacked(rows: list[list[str]]) -> list[str]:

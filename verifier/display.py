@@ -89,15 +89,23 @@ def result_html(report: Mapping[str, Any], text: str, cards: Sequence[tuple[Mapp
     return "\n".join(parts)
 
 
-def comparison_html(rows: Sequence[Sequence[str]], head: str, tail: Sequence[str],
-                    cards: Sequence[tuple[Mapping[str, Any], str]], engine: str | None = None) -> str:
-    """A comparison: a heading line, the oracle table, the verdict lines (blame
-    included), then each engine finding's card."""
+def _table(rows: Sequence[Sequence[str]]) -> str:
+    """A header row and body rows as an HTML table, every cell escaped."""
     table = ["<table>", "<thead><tr>" + "".join(f"<th>{html.escape(c)}</th>" for c in rows[0]) + "</tr></thead>", "<tbody>"]
     for row in rows[1:]:
         table.append("<tr>" + "".join(f"<td>{html.escape(c)}</td>" for c in row) + "</tr>")
     table.append("</tbody></table>")
-    parts = [f"<p>{html.escape(head)}</p>", "".join(table)]
+    return "".join(table)
+
+
+def comparison_html(rows: Sequence[Sequence[str]], head: str, tail: Sequence[str],
+                    cards: Sequence[tuple[Mapping[str, Any], str]], engine: str | None = None,
+                    more: Sequence[tuple[str, Sequence[Sequence[str]]]] = ()) -> str:
+    """A comparison: a heading line, the oracle table, ``more`` tables each under its
+    caption (the Hessian at order 2), the verdict lines (blame included), then each
+    engine finding's card."""
+    parts = [f"<p>{html.escape(head)}</p>", _table(rows)]
+    parts += [f"<p>{html.escape(caption)}</p>" + _table(table) for caption, table in more if table]
     if tail:
         parts.append("<ul>" + "".join(f"<li>{html.escape(line)}</li>" for line in tail) + "</ul>")
     parts += [finding_html(data, line, engine=engine) for data, line in cards]
