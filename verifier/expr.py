@@ -329,6 +329,55 @@ class Program:
         return (i for i, op in enumerate(self.ops) if op not in ("var", "const"))
 
 
+@dataclass(frozen=True)
+class Merged:
+    """Several programs as one, side by side (no node shared between them): a
+    batch of cases costs each backend's fixed overhead once, not once per case.
+
+    Attributes:
+        program: the nodes of every program in turn (variables renamed apart).
+        outputs: each program's output node.
+        starts: where each program's nodes begin (and, last, the end).
+        owner: the program of every node.
+        variable_starts: where each program's variables begin in ``program.variables``.
+    """
+
+    program: Program
+    outputs: tuple[int, ...]
+    starts: tuple[int, ...]
+    owner: tuple[int, ...]
+    variable_starts: tuple[int, ...]
+
+
+def merge(programs: Sequence[Program]) -> Merged:
+    """``programs`` as one program with one output per program.
+
+    Example:
+        >>> m = merge([compile_program(var("x") * 2), compile_program(-var("y"))])
+        >>> m.program.ops, m.outputs, m.program.variables
+        (('var', 'const', 'mul', 'var', 'neg'), (2, 4), ('0:x', '1:y'))
+    """
+    ops: list[str] = []
+    args: list[tuple[int, ...]] = []
+    params: list[Any] = []
+    variables: list[str] = []
+    outputs, starts, owner, variable_starts = [], [], [], []
+    for b, program in enumerate(programs):
+        base, vbase = len(ops), len(variables)
+        starts.append(base)
+        variable_starts.append(vbase)
+        variables.extend(f"{b}:{name}" for name in program.variables)
+        ops.extend(program.ops)
+        args.extend(tuple(base + a for a in node_args) for node_args in program.args)
+        params.extend(vbase + p if op == "var" else p for op, p in zip(program.ops, program.params))
+        owner.extend([b] * len(program))
+        outputs.append(len(ops) - 1)
+    starts.append(len(ops))
+    variable_starts.append(len(variables))
+    return Merged(Program(tuple(variables), tuple(ops), tuple(args), tuple(params)), tuple(outputs), tuple(starts),
+                  tuple(owner), tuple(variable_starts))
+
+
 _PROGRAMS: weakref.WeakKeyDictionary[Expr, Program] = weakref.WeakKeyDictionary()
 
 

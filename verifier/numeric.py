@@ -28,11 +28,11 @@ from typing import Sequence
 
 import numpy as np
 
-from verifier.expr import Program
+from verifier.expr import Program, merge
 from verifier.ops import OPS
 from verifier.reference import sweep
 
-__all__ = ["NumericResult", "central_differences", "forward_values", "step_sweep"]
+__all__ = ["NumericResult", "central_differences", "central_differences_many", "forward_values", "forward_values_many", "step_sweep"]
 
 RETRIES = 6  # each retry divides the step by 8
 
@@ -48,17 +48,26 @@ class NumericResult:
 
 def forward_values(program: Program, points: np.ndarray) -> np.ndarray:
     """The program's value at every row of ``points``, in float64 (nan if undefined)."""
-    count = points.shape[0]
+    return forward_values_many([program], [points])[0]
+
+
+def forward_values_many(programs: Sequence[Program], points: Sequence[np.ndarray]) -> list[np.ndarray]:
+    """:func:`forward_values` of each program at its own rows, in one pass over the
+    programs side by side (each padded to the most rows by repeating its first)."""
+    merged = merge(programs)
+    rows = max(p.shape[0] for p in points)
+    columns = np.concatenate([np.concatenate([p, np.repeat(p[:1], rows - p.shape[0], axis=0)]) if p.shape[0] < rows else p
+                              for p in points], axis=1)
     values: list[np.ndarray] = []
     with np.errstate(all="ignore"):
-        for op, args, param in zip(program.ops, program.args, program.params):
+        for op, args, param in zip(merged.program.ops, merged.program.args, merged.program.params):
             if op == "var":
-                values.append(points[:, param])
+                values.append(columns[:, param])
             elif op == "const":
-                values.append(np.full(count, param))
+                values.append(np.full(rows, param))
             else:
                 values.append(np.asarray(OPS[op].numpy(*(values[j] for j in args), param), dtype=float))
-    return values[-1]
+    return [np.broadcast_to(values[o], (rows,))[: p.shape[0]] for o, p in zip(merged.outputs, points)]
 
 
 def _initial_step(x: np.ndarray) -> np.ndarray:
@@ -68,26 +77,7 @@ def _initial_step(x: np.ndarray) -> np.ndarray:
     return 2.0 ** (np.floor(np.log2(scale)) - 10)
 
 
-def _differences(program: Program, points: np.ndarray, h: np.ndarray) -> list[np.ndarray]:
-    """Central differences D(h), D(h/2), D(h/4) for every (point, variable), in one
-    batched evaluation."""
-    count, nvars = points.shape
-    fractions = (1.0, 0.5, 0.25)
-    rows = []
-    for fraction in fractions:
-        for sign in (1.0, -1.0):
-            for k in range(nvars):
-                shifted = points.copy()
-                shifted[:, k] = points[:, k] + sign * fraction * h[:, k]
-                rows.append(shifted)
-    f = forward_values(program, np.concatenate(rows)).reshape(len(fractions), 2, nvars, count)
-    out = []
-    for level, fraction in enumerate(fractions):
-        # Divide by the step actually taken, after rounding x +- h.
-        with np.errstate(all="ignore"):  # an input a narrow format holds as inf: inf - inf
-            width = np.stack([(points[:, k] + fraction * h[:, k]) - (points[:, k] - fraction * h[:, k]) for k in range(nvars)])
-            out.append(((f[level, 0] - f[level, 1]) / width).T)
-    return out
+_FRACTIONS = (1.0, 0.5, 0.25)
 
 
 def central_differences(program: Program, points: Sequence[Sequence[float]], value_floor: np.ndarray | None = None) -> NumericResult:
@@ -100,32 +90,66 @@ def central_differences(program: Program, points: Sequence[Sequence[float]], val
     points = np.asarray(points, dtype=float).reshape(-1, len(program.variables))
     if value_floor is None:
         value_floor = sweep(program, points).value_floor
-    h = _initial_step(points)
-    gradient = np.full(points.shape, np.nan)
-    estimate = np.full(points.shape, np.inf)
-    taken = h.copy()
-    todo = np.ones(points.shape, dtype=bool)
+    return central_differences_many([program], [points], [value_floor])[0]
+
+
+def central_differences_many(programs: Sequence[Program], points: Sequence[np.ndarray], value_floors: Sequence[np.ndarray]) -> list[NumericResult]:
+    """:func:`central_differences` of each program at its own points (with its
+    value floors). Every (point, variable) of every program is one entry of flat
+    arrays, and each try evaluates the programs still unsettled side by side."""
+    grids = [np.asarray(p, dtype=float).reshape(-1, len(program.variables)) for program, p in zip(programs, points)]
+    if not grids:
+        return []
+    # Entry (p, k) of a program is its point p with variable k moved: row-major order.
+    rows = [np.repeat(np.arange(g.shape[0]), g.shape[1]) for g in grids]
+    columns = [np.tile(np.arange(g.shape[1]), g.shape[0]) for g in grids]
+    bounds = np.cumsum([0] + [g.size for g in grids])
+    x = np.concatenate([g.ravel() for g in grids])
+    floor = np.concatenate([np.asarray(f, dtype=float)[r] for f, r in zip(value_floors, rows)])
+    h = _initial_step(x)
+    gradient, estimate, taken = np.full(x.shape, np.nan), np.full(x.shape, np.inf), h.copy()
+    todo = np.ones(x.shape, dtype=bool)
     for attempt in range(RETRIES + 1):
-        d1, d2, d3 = _differences(program, points, h)
+        busy = [b for b in range(len(grids)) if todo[bounds[b]:bounds[b + 1]].any()]
+        if not busy:
+            break
+        shifted = []
+        for b in busy:
+            at = slice(bounds[b], bounds[b + 1])
+            base = grids[b][rows[b]]
+            blocks = []
+            for fraction in _FRACTIONS:
+                for sign in (1.0, -1.0):
+                    block = base.copy()
+                    block[np.arange(len(base)), columns[b]] = x[at] + sign * fraction * h[at]
+                    blocks.append(block)
+            shifted.append(np.concatenate(blocks))
+        values = forward_values_many([programs[b] for b in busy], shifted)
+        d = np.full((len(_FRACTIONS), x.size), np.nan)
         with np.errstate(all="ignore"):
+            for b, f in zip(busy, values):
+                pairs = f.reshape(len(_FRACTIONS), 2, -1)
+                d[:, bounds[b]:bounds[b + 1]] = pairs[:, 0] - pairs[:, 1]
+            # Divide by the step actually taken, after rounding x +- h (an input a
+            # narrow format holds as inf: inf - inf).
+            d1, d2, d3 = (d[level] / ((x + fraction * h) - (x - fraction * h)) for level, fraction in enumerate(_FRACTIONS))
             # Two Richardson steps; their difference bounds the error of the finer.
             r1 = (4.0 * d2 - d1) / 3.0
             r2 = (4.0 * d3 - d2) / 3.0
-            rounding = 6.0 * np.abs(value_floor)[:, None] / h
+            rounding = 6.0 * np.abs(floor) / h
             guess = np.abs(r2 - r1) + rounding
             # In the asymptotic range the error of D(h) falls 4-fold per halving; if it
             # does not, the step is too large for this function (sin(exp(x**3))).
             coarse, fine = np.abs(d1 - d2), np.abs(d2 - d3)
             settled = np.abs(coarse - 4.0 * fine) <= 2.0 * fine + 4.0 * rounding
-        last = attempt == RETRIES
-        ok = todo & np.isfinite(r2) & np.isfinite(guess) & (settled | last)
+        ok = todo & np.isfinite(r2) & np.isfinite(guess) & (settled | (attempt == RETRIES))
         gradient[ok], taken[ok] = r2[ok], h[ok]
         estimate[ok] = np.where(settled[ok], guess[ok], np.inf)
         todo &= ~ok
-        if not todo.any():
-            break
         h = np.where(todo, h / 8.0, h)
-    return NumericResult(gradient=gradient, estimate=estimate, step=taken)
+    return [NumericResult(gradient=gradient[bounds[b]:bounds[b + 1]].reshape(g.shape),
+                          estimate=estimate[bounds[b]:bounds[b + 1]].reshape(g.shape),
+                          step=taken[bounds[b]:bounds[b + 1]].reshape(g.shape)) for b, g in enumerate(grids)]
 
 
 def step_sweep(program: Program, point: Sequence[float], variable: int, steps: Sequence[float] | None = None) -> list[tuple[float, float, float]]:

@@ -43,12 +43,12 @@ from typing import Any, Sequence
 import mpmath
 import numpy as np
 
-from verifier.expr import Program
+from verifier.expr import Program, merge
 from verifier.local import local_rule, one_sided
 from verifier.formats import current as current_format
 from verifier.ops import OPS, Op
 
-__all__ = ["Sweep", "PointReference", "sweep", "exact", "truth_at", "adjoints_at", "NEAR", "DIGITS", "JUDGED", "UNJUDGED"]
+__all__ = ["Sweep", "PointReference", "sweep", "sweep_many", "exact", "truth_at", "adjoints_at", "NEAR", "DIGITS", "JUDGED", "UNJUDGED"]
 
 DIGITS = 50  # precision of the exact reference
 NEAR = 16.0  # within this many noise floors of an edge or a kink is "near" it
@@ -171,8 +171,9 @@ def _larger(m: Any, a: Any, b: Any) -> Any:
 
 def _reverse(m: Any, program: Program, values: list[Any], locals_: list[tuple[Any, ...]], e: list[Any] | None,
              overrides: dict[int, tuple[Any, ...]] | None = None, *, lossy: dict[int, tuple[tuple[int, ...], bool]] | None = None,
-             exact: tuple[list[Any], list[Any]] | None = None) -> tuple[list[Any], list[Any]]:
-    """Adjoints ``g`` and (unless ``e`` is None) their noise floors ``E`` for every node.
+             exact: tuple[list[Any], list[Any]] | None = None, outputs: Sequence[int] = (-1,)) -> tuple[list[Any], list[Any]]:
+    """Adjoints ``g`` and (unless ``e`` is None) their noise floors ``E`` for every node
+    (of the last node, or of each of ``outputs``: programs side by side).
 
     Args:
         lossy: node -> ``(arguments, unbounded)``: the arguments whose local
@@ -189,7 +190,8 @@ def _reverse(m: Any, program: Program, values: list[Any], locals_: list[tuple[An
     g: list[Any] = [zero] * n
     E: list[Any] = [zero] * n
     S: list[Any] = [zero] * n  # sum of |contributions|: their summation rounds too
-    g[-1] = zero + 1
+    for o in outputs:
+        g[o] = zero + 1
     users = program.users()
     for i in range(n - 1, -1, -1):
         if users[i] > 1:
@@ -287,22 +289,37 @@ class Sweep:
 
 def sweep(program: Program, points: np.ndarray) -> Sweep:
     """Evaluate the reference in float64 at every row of ``points``."""
-    points = np.asarray(points, dtype=float).reshape(-1, len(program.variables))
-    count = points.shape[0]
+    return sweep_many([program], [points])[0]
+
+
+def sweep_many(programs: Sequence[Program], points: Sequence[np.ndarray]) -> list[Sweep]:
+    """:func:`sweep` of each program at its own points, in one pass over the programs
+    side by side (:func:`verifier.expr.merge`) when they have as many points each:
+    the same numbers as one sweep per program, at a fraction of numpy's per-call cost.
+    """
+    points = [np.asarray(p, dtype=float).reshape(-1, len(program.variables)) for program, p in zip(programs, points)]
+    if len({p.shape[0] for p in points}) > 1:
+        return [sweep_many([program], [p])[0] for program, p in zip(programs, points)]
+    merged = merge(programs)
+    program, owner = merged.program, merged.owner
+    count = points[0].shape[0]
+    columns = np.concatenate(points, axis=1) if points else np.zeros((0, 0))
     values: list[Any] = []
     locals_: list[tuple[Any, ...]] = []
     e: list[Any] = []
-    finite = np.ones(count, dtype=bool)
-    outside = np.zeros(count, dtype=bool)
-    near = np.zeros(count, dtype=bool)
+    # Per program and point; each node updates its own program's row.
+    finite = np.ones((len(programs), count), dtype=bool)
+    outside = np.zeros((len(programs), count), dtype=bool)
+    near = np.zeros((len(programs), count), dtype=bool)
     with np.errstate(all="ignore"):
-        for op, args, param in zip(program.ops, program.args, program.params):
+        for node, (op, args, param) in enumerate(zip(program.ops, program.args, program.params)):
             if op in ("var", "const"):
-                value = points[:, param].copy() if op == "var" else np.full(count, param)
+                value = columns[:, param].copy() if op == "var" else np.full(count, param)
                 values.append(value)
                 locals_.append(())
                 e.append(_u() * np.abs(value) if op == "var" else np.zeros(count))  # an input may be off by an ulp
                 continue
+            b = owner[node]
             spec = OPS[op]
             argv = [values[j] for j in args]
             noises = [e[j] for j in args]
@@ -312,37 +329,45 @@ def sweep(program: Program, points: np.ndarray) -> Sweep:
                 margin = rule.margin(a)
                 clear = (np.abs(margin) > NEAR * noise) | (noise == 0)  # an exact input is never "near"
                 if rule.gradient_only:  # the value exists (sqrt at 0): not outside, but not clean
-                    near |= ~clear | ~rule.holds(a)
+                    near[b] |= ~clear | ~rule.holds(a)
                     continue
-                outside |= clear & ~rule.holds(a) & ~np.isnan(a)
-                near |= ~clear
+                outside[b] |= clear & ~rule.holds(a) & ~np.isnan(a)
+                near[b] |= ~clear
             for kink in rule_of_op.kinks:
-                near |= np.abs(kink.numpy(*argv)) <= NEAR * sum(np.abs(d) * n for d, n in zip(kink.slopes_numpy(*argv), noises))
+                near[b] |= np.abs(kink.numpy(*argv)) <= NEAR * sum(np.abs(d) * n for d, n in zip(kink.slopes_numpy(*argv), noises))
             value = np.asarray(spec.numpy(*argv, param), dtype=float)
             derivatives = rule_of_op.numpy(*argv)
             values.append(value)
             locals_.append(derivatives)
             e.append(_forward_floor(np, spec, argv, value, param, derivatives, [e[j] for j in args]))
             if spec.monotone and (noisy := e[args[0]] > NONLINEAR_NOISE).any():
-                near |= noisy & (_monotone_spread(spec.numpy, argv[0], e[args[0]], value, param) > LINEAR * e[-1])
+                near[b] |= noisy & (_monotone_spread(spec.numpy, argv[0], e[args[0]], value, param) > LINEAR * e[-1])
             for x in (value, *derivatives):
-                finite &= np.isfinite(x)
+                finite[b] &= np.isfinite(x)
             for x in spec.intermediates(np, argv, param):
-                finite &= np.isfinite(x) & ((x == 0) | (np.abs(x) >= _tiny()))
+                finite[b] &= np.isfinite(x) & ((x == 0) | (np.abs(x) >= _tiny()))
             for x in spec.value_intermediates(np, argv, param):
-                finite &= np.isfinite(x)
-        g, E = _reverse(np, program, values, locals_, e)
-        for x in (*e, *g, *E):
-            finite &= np.isfinite(x)
-        for x, noise in (*zip(values, e), *zip(g, E)):
-            finite &= np.abs(x) + noise <= _max()  # within noise of overflow: the exact path
-        slots = _gradient_nodes(program)
-        gradient = np.stack([g[s] for s in slots], axis=1)
-        gradient_floor = np.stack([E[s] for s in slots], axis=1)
-    return Sweep(
-        value=values[-1], value_floor=e[-1], gradient=gradient, gradient_floor=gradient_floor,
-        clean=finite & ~outside & ~near, outside=outside, node_values=values,
-    )
+                finite[b] &= np.isfinite(x)
+        g, E = _reverse(np, program, values, locals_, e, outputs=merged.outputs)
+        # One array op per quantity, not per node.
+        node_owner = np.asarray(owner, dtype=np.intp)
+        stacked = {name: np.stack(xs) for name, xs in (("v", values), ("e", e), ("g", g), ("E", E))} if values else {}
+        if stacked:
+            bad = ~(np.isfinite(stacked["e"]) & np.isfinite(stacked["g"]) & np.isfinite(stacked["E"])
+                    & (np.abs(stacked["v"]) + stacked["e"] <= _max()) & (np.abs(stacked["g"]) + stacked["E"] <= _max()))
+            np.logical_and.at(finite, node_owner, ~bad)
+        out = []
+        for b, source in enumerate(programs):
+            slots = [merged.starts[b] + s for s in _gradient_nodes(source)]
+            shape = (count, len(source.variables))
+            out.append(Sweep(
+                value=values[merged.outputs[b]], value_floor=e[merged.outputs[b]],
+                gradient=np.stack([g[s] for s in slots], axis=1) if slots else np.zeros(shape),
+                gradient_floor=np.stack([E[s] for s in slots], axis=1) if slots else np.zeros(shape),
+                clean=finite[b] & ~outside[b] & ~near[b], outside=outside[b],
+                node_values=values[merged.starts[b]:merged.starts[b + 1]],
+            ))
+    return out
 
 
 # -- the exact reference at one point ----------------------------------------------------
