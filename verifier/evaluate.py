@@ -30,11 +30,11 @@ from verifier.expr import Program
 from verifier.hosts import EngineCrash, EngineTimeout
 from verifier.formats import current as current_format
 from verifier.judge import PASS, Verdict, finite_or_complex, judge_oracle, judge_point
-from verifier.reference import JUDGED, PointReference, Sweep, exact, sweep
+from verifier.reference import JUDGED, PointReference, Sweep, exact, sweep_many
 from verifier.run_engine import EngineOutcome
 from verifier.second_order import Checks, current_checks, hessian_at, judge_hessian, judge_tangents
 
-__all__ = ["PointJudgement", "CaseReport", "judge_case", "close_to_sweep"]
+__all__ = ["PointJudgement", "CaseReport", "judge_case", "judge_cases", "close_to_sweep"]
 
 
 @dataclass
@@ -77,35 +77,86 @@ class CaseReport:
 def close_to_sweep(ref: Sweep, p: int, value: Any, gradient: Sequence[Any] | None) -> bool:
     """Whether an answer is certainly right: within ``PASS - 1`` floors of the
     float64 reference at a clean point."""
-    if not ref.clean[p] or not isinstance(value, float) or gradient is None:
+    if not isinstance(value, float) or gradient is None or not all(isinstance(g, float) for g in gradient):
         return False
+    return bool(_close_arrays(ref, np.array([value]), np.array([gradient], dtype=float), [p])[0])
+
+
+def _close_points(ref: Sweep, outcomes: Sequence[EngineOutcome]) -> np.ndarray:
+    """:func:`close_to_sweep` of every point's answer at once (the usual case: all of them)."""
+    nvars = ref.gradient.shape[1]
+    usable = np.array([o.status == "ok" and type(o.value) is float and o.gradient is not None
+                       and all(type(g) is float for g in o.gradient) for o in outcomes], dtype=bool)
+    value = np.array([o.value if ok else 0.0 for o, ok in zip(outcomes, usable)])
+    gradient = np.array([o.gradient if ok else (0.0,) * nvars for o, ok in zip(outcomes, usable)], dtype=float).reshape(-1, nvars)
+    return usable & _close_arrays(ref, value, gradient)
+
+
+def _close_arrays(ref: Sweep, value: np.ndarray, gradient: np.ndarray, at: Any = slice(None)) -> np.ndarray:
+    """:func:`close_to_sweep` of float answers at every point (or the points ``at``), as arrays."""
     slack = PASS - 1.0
-    with np.errstate(over="ignore"):  # a floor near DBL_MAX times the slack: inf, rightly
-        if not abs(value - ref.value[p]) <= slack * ref.value_floor[p]:
-            return False
-        return all(isinstance(g, float) and abs(g - ref.gradient[p, k]) <= slack * ref.gradient_floor[p, k]
-                   for k, g in enumerate(gradient))
+    with np.errstate(over="ignore", invalid="ignore"):  # a floor near DBL_MAX times the slack: inf, rightly
+        close = np.abs(value - ref.value[at]) <= slack * ref.value_floor[at]
+        close &= (np.abs(gradient - ref.gradient[at]) <= slack * ref.gradient_floor[at]).all(axis=1)
+    return ref.clean[at] & close
 
 
 def judge_case(host: Any, program: Program, points: Sequence[Sequence[float]], *, oracles: bool = True) -> CaseReport:
     """Judge the engine (and, if ``oracles``, torch and central differences)."""
-    report = CaseReport()
-    points = current_format().round(np.asarray(points, dtype=float).reshape(-1, len(program.variables)))
+    return judge_cases(host, [program], [points], oracles=oracles)[0]
+
+
+def judge_cases(host: Any, programs: Sequence[Program], points: Sequence[Sequence[Sequence[float]]], *,
+                oracles: bool = True) -> list[CaseReport]:
+    """:func:`judge_case` of each ``(program, points)`` in turn, with one round trip to
+    the engine and each oracle for the batch: the reports up to and including the
+    first case that crashes or hangs the engine (the cases after it are not run)."""
     checks = current_checks()
-    try:
-        outcomes = host.run(program, points, order=checks.order, forward=checks.forward) if checks.higher else host.run(program, points)
-    except EngineCrash as error:
-        report.crash = ("crash", str(error))
-        return report
-    except EngineTimeout as error:
-        report.crash = ("timeout", str(error))
-        return report
-    ref = sweep(program, points)
-    truths: dict[int, PointReference] = {}
+    grids = [current_format().round(np.asarray(p, dtype=float).reshape(-1, len(program.variables)))
+             for program, p in zip(programs, points)]
+    answers = _run_all(host, list(zip(programs, grids)), checks)
+    ran = [b for b, answer in enumerate(answers) if not isinstance(answer, (EngineCrash, EngineTimeout))]
+    sweeps = dict(zip(ran, sweep_many([programs[b] for b in ran], [grids[b] for b in ran])))
+    reports, truths = [], {}
+    for b, answer in enumerate(answers):
+        report = CaseReport()
+        reports.append(report)
+        if isinstance(answer, (EngineCrash, EngineTimeout)):
+            report.crash = ("crash" if isinstance(answer, EngineCrash) else "timeout", str(answer))
+            continue
+        truths[b] = {}
+        _judge_first(report, host, programs[b], grids[b], answer, sweeps[b], truths[b])
+        if checks.higher and report.error is None:  # a first-order error comes first
+            _judge_higher(report, checks, programs[b], grids[b], answer, sweeps[b], truths[b])
+    if oracles and ran:
+        _check_oracles([reports[b] for b in ran], [programs[b] for b in ran], [grids[b] for b in ran],
+                       [sweeps[b] for b in ran], [truths[b] for b in ran])
+    return reports
+
+
+def _run_all(host: Any, jobs: list[tuple[Program, np.ndarray]], checks: Checks) -> list[Any]:
+    """The engine's outcomes for each job, up to the first crash or hang (its error)."""
+    higher = {"order": checks.order, "forward": checks.forward} if checks.higher else {}
+    if hasattr(host, "run_batch"):
+        return host.run_batch(jobs, **higher)
+    answers: list[Any] = []
+    for program, grid in jobs:
+        try:
+            answers.append(host.run(program, grid, **higher))
+        except (EngineCrash, EngineTimeout) as error:
+            answers.append(error)
+            break
+    return answers
+
+
+def _judge_first(report: CaseReport, host: Any, program: Program, points: np.ndarray, outcomes: Sequence[EngineOutcome],
+                 ref: Sweep, truths: dict[int, PointReference]) -> None:
+    """Judge the engine's values and gradients at every point of one case."""
     nvars = len(program.variables)
+    close = _close_points(ref, outcomes)
     for p, outcome in enumerate(outcomes):
         clean = bool(ref.clean[p])
-        if clean and outcome.status == "ok" and close_to_sweep(ref, p, outcome.value, outcome.gradient):
+        if close[p]:
             report.counts["defined"] += 1
             report.judged["value", JUDGED] += 1
             report.judged["partial", JUDGED] += nvars
@@ -137,11 +188,6 @@ def judge_case(host: Any, program: Program, points: Sequence[Sequence[float]], *
             report.error = PointJudgement(p, truth, outcome, errors)
         elif verdicts and not errors and report.warning is None:
             report.warning = PointJudgement(p, truth, outcome, verdicts)
-    if checks.higher and report.error is None:  # a first-order error comes first
-        _judge_higher(report, checks, program, points, outcomes, ref, truths)
-    if oracles:
-        _check_oracles(report, program, points, ref, truths)
-    return report
 
 
 def _judge_higher(report: CaseReport, checks: Checks, program: Program, points: np.ndarray, outcomes: Sequence[EngineOutcome],
@@ -186,23 +232,28 @@ def _recorded(host: Any, program: Program, point: Sequence[float], fallback: Eng
         return fallback
 
 
-def _check_oracles(report: CaseReport, program: Program, points: np.ndarray, ref: Sweep, truths: dict[int, PointReference]) -> None:
-    result = torch_oracle.evaluate(program, points)
-    for p in range(points.shape[0]):
-        value, gradient = float(result.value[p]), [float(g) for g in result.gradient[p]]
-        if close_to_sweep(ref, p, value, gradient) or (ref.outside[p] and not np.isfinite(value)):
-            continue
-        truth = _truth(truths, program, points, ref, p)
-        verdicts = [v for v in judge_oracle(truth, value, gradient, program.variables, "torch") if v.severity == "error"]
-        if verdicts:
-            report.notes["torch"] += 1
-            if report.oracle is None:
-                report.oracle = PointJudgement(p, truth, None, verdicts, "torch")
-    clean = ref.clean
-    if clean.any():
-        fd = numeric.central_differences(program, points[clean], ref.value_floor[clean])
+def _check_oracles(reports: Sequence[CaseReport], programs: Sequence[Program], grids: Sequence[np.ndarray],
+                   refs: Sequence[Sweep], truths: Sequence[dict[int, PointReference]]) -> None:
+    """Torch and central differences against the truth, for a batch of cases (their
+    disagreements are notes about the oracles)."""
+    for report, program, points, ref, known, result in zip(reports, programs, grids, refs, truths,
+                                                          torch_oracle.evaluate_many(programs, grids)):
+        settled = _close_arrays(ref, result.value, result.gradient) | (ref.outside & ~np.isfinite(result.value))
+        for p in np.flatnonzero(~settled):
+            value, gradient = float(result.value[p]), [float(g) for g in result.gradient[p]]
+            truth = _truth(known, program, points, ref, p)
+            verdicts = [v for v in judge_oracle(truth, value, gradient, program.variables, "torch") if v.severity == "error"]
+            if verdicts:
+                report.notes["torch"] += 1
+                if report.oracle is None:
+                    report.oracle = PointJudgement(p, truth, None, verdicts, "torch")
+    some = [b for b, ref in enumerate(refs) if ref.clean.any()]
+    differences = numeric.central_differences_many([programs[b] for b in some], [grids[b][refs[b].clean] for b in some],
+                                                   [refs[b].value_floor[refs[b].clean] for b in some])
+    for b, fd in zip(some, differences):
+        clean = refs[b].clean
         with np.errstate(over="ignore"):
-            allowed = fd.estimate + PASS * ref.gradient_floor[clean]
-        broke = ~(np.abs(fd.gradient - ref.gradient[clean]) <= allowed) | np.isinf(fd.estimate)
+            allowed = fd.estimate + PASS * refs[b].gradient_floor[clean]
+        broke = ~(np.abs(fd.gradient - refs[b].gradient[clean]) <= allowed) | np.isinf(fd.estimate)
         if broke.any():
-            report.notes["numeric"] += int(broke.any(axis=1).sum())
+            reports[b].notes["numeric"] += int(broke.any(axis=1).sum())

@@ -43,7 +43,7 @@ from hypothesis import settings as hypothesis_settings
 from hypothesis.errors import NoSuchExample, Unsatisfiable
 
 from verifier.blame import blame_engine
-from verifier.evaluate import judge_case
+from verifier.evaluate import judge_cases
 from verifier.evidence import build_finding
 from verifier.expr import Program, compile_program, from_program
 from verifier.findings import Blame, Finding, OracleReport, jsonable
@@ -56,10 +56,11 @@ from verifier.run_engine import EngineOutcome
 from verifier.second_blame import blame_higher
 from verifier.second_evidence import with_section
 from verifier.second_order import HIGHER_KINDS, Checks, set_checks
-from verifier.strategies import Case, cases
+from verifier.strategies import Case, case_batches
 from verifier.unsteady import answer, answer_in, answer_text, differ, unsteady_blame
 
 SHARD_SIZE = 100
+BATCH_SIZE = 8  # a Hypothesis example is up to 8 lists of up to 8 cases (judged together)
 SHRINK_CALLS = 400  # predicate calls a shrink may spend before settling for the best so far
 
 Signature = tuple[str, str, Any, str]  # kind, backend, blamed op, severity
@@ -68,6 +69,10 @@ Signature = tuple[str, str, Any, str]  # kind, backend, blamed op, severity
 class _Stop(BaseException):
     """Stop exploring (time budget, Ctrl-C, shrink allowance). BaseException so that
     Hypothesis does not take it for a failure of the predicate."""
+
+
+class _Done(BaseException):
+    """A shard has explored its quota of cases."""
 
 
 @dataclass(frozen=True)
@@ -101,6 +106,7 @@ class _Occurrence:
     extra_verdicts: tuple = ()
     outcome: EngineOutcome | None = None  # the engine's answer at points[point] (judge findings)
     answers: tuple = ()  # the two answers of a nondeterministic case
+    example: int = -1  # the Hypothesis example (a batch of cases) it was found in, in its shard
 
 
 @dataclass
@@ -125,8 +131,19 @@ def _case_signatures(host: Any, case: Case, oracles: bool, prefer: str | None = 
     ``prefer`` names the op to check first when blaming (the op of the finding being
     shrunk): blaming stops at the first op that is wrong alone.
     """
+    return _batch_signatures(host, [case], oracles, prefer)[0]
+
+
+def _batch_signatures(host: Any, batch: Sequence[Case], oracles: bool, prefer: str | None = None) -> list[tuple[list[_Occurrence], Any]]:
+    """:func:`_case_signatures` of the cases of a batch, judged together, in order, up
+    to and including the first that crashes or hangs the engine (the rest are not run)."""
+    reports = judge_cases(host, [compile_program(c.expr) for c in batch], [c.points for c in batch], oracles=oracles)
+    return [(_signatures(host, case, report, prefer), report) for case, report in zip(batch, reports)]
+
+
+def _signatures(host: Any, case: Case, report: Any, prefer: str | None) -> list[_Occurrence]:
+    """The signatures in one case's report (blaming each)."""
     program = compile_program(case.expr)
-    report = judge_case(host, program, case.points, oracles=oracles)
     found: list[_Occurrence] = []
     text = str(case.expr)
     points = case.points.tolist()
@@ -136,7 +153,7 @@ def _case_signatures(host: Any, case: Case, oracles: bool, prefer: str | None = 
         point = case.points[index]
         blame = blame_engine(host, program, point, None, exact(program, point).node_values, prefer=prefer)
         found.append(_Occurrence((kind, "engine", blame.op, "error"), "error", -1, -1, text, points, index, blame, report.crash))
-        return found, report
+        return found
     for judgement, severity in ((report.error, "error"), (report.warning, "warning")):
         if judgement is None:
             continue
@@ -172,7 +189,7 @@ def _case_signatures(host: Any, case: Case, oracles: bool, prefer: str | None = 
         blame = Blame("torch", None, "", "torch disagrees with the exact reference")
         found.append(_Occurrence((verdict.kind, "torch", None, "warning"), "warning", -1, -1, text, points, report.oracle.index, blame,
                                  extra_verdicts=tuple(report.oracle.verdicts)))
-    return found, report
+    return found
 
 
 def _culprit(host: Any, program: Program, points: np.ndarray) -> int:
@@ -222,43 +239,62 @@ def _explore(host: Any, config: _Config, shard: int, requested: int, stop: Any, 
     result = _ShardResult(shard)
     quarantined: set[str] = set(config.quarantined)
 
-    def predicate(case: Case) -> bool:
+    quota = _shard_examples(requested, shard)
+    examples = [0]  # Hypothesis examples (batches) so far
+
+    def predicate(batch: list[Case]) -> bool:
         if _stop_requested(config, stop):
             raise _Stop()
-        index = result.examples
-        result.examples += 1
-        if tick is not None:
-            tick()
-        if quarantined and _uses(case, quarantined):
-            result.skipped += 1
-            return False
-        found, report = _case_signatures(host, case, oracles=True)
-        result.counts.update(report.counts)
-        result.judged.update(getattr(report, "judged", None) or {})
-        result.notes.update(report.notes)
-        for occurrence in found:
-            result.seen[occurrence.signature] += 1
-            if occurrence.signature in result.occurrences:
-                continue
-            occurrence.shard, occurrence.index = shard, index
-            result.occurrences[occurrence.signature] = occurrence
-            if occurrence.crash and occurrence.blame.op in OPS:
-                # An op that crashes or hangs would cost a restart or a timeout in
-                # every later case: skip the cases that use it, in this shard.
-                quarantined.add(occurrence.blame.op)
-                result.quarantine.append((index, occurrence.blame.op))
+        example = examples[0]
+        examples[0] += 1
+        todo: list[tuple[int, Case]] = []
+        for case in batch[: quota - result.examples]:
+            todo.append((result.examples, case))
+            result.examples += 1
+            if tick is not None:
+                tick()
+        while todo:
+            if quarantined:
+                result.skipped += sum(_uses(case, quarantined) for _, case in todo)
+                todo = [(index, case) for index, case in todo if not _uses(case, quarantined)]
+            judged = _batch_signatures(host, [case for _, case in todo], oracles=True)
+            for (index, _), (found, report) in zip(todo, judged):
+                _record(result, quarantined, shard, index, example, found, report)
+            todo = todo[len(judged):]
+        if result.examples >= quota:
+            raise _Done()
         return False
 
-    strategy = cases(ops=config.ops, max_leaves=config.max_leaves, count=config.count)
+    strategy = case_batches(ops=config.ops, max_leaves=config.max_leaves, count=config.count, size=BATCH_SIZE)
     try:
-        find(strategy, predicate, settings=_hypothesis(_shard_examples(requested, shard), False), random=random.Random(_shard_seed(config.seed, shard)))
-    except (NoSuchExample, Unsatisfiable):
+        # At least one case per example: the quota ends the shard first (_Done).
+        find(strategy, predicate, settings=_hypothesis(quota, False), random=random.Random(_shard_seed(config.seed, shard)))
+    except (NoSuchExample, Unsatisfiable, _Done):
         pass
     except _Stop:
         result.stopped = "interrupted" if stop.is_set() else "time-budget"
     except KeyboardInterrupt:
         result.stopped = "interrupted"
     return result
+
+
+def _record(result: _ShardResult, quarantined: set[str], shard: int, index: int, example: int, found: list[_Occurrence],
+            report: Any) -> None:
+    """Count one judged case, and keep the first occurrence of each signature."""
+    result.counts.update(report.counts)
+    result.judged.update(getattr(report, "judged", None) or {})
+    result.notes.update(report.notes)
+    for occurrence in found:
+        result.seen[occurrence.signature] += 1
+        if occurrence.signature in result.occurrences:
+            continue
+        occurrence.shard, occurrence.index, occurrence.example = shard, index, example
+        result.occurrences[occurrence.signature] = occurrence
+        if occurrence.crash and occurrence.blame.op in OPS:
+            # An op that crashes or hangs would cost a restart or a timeout in
+            # every later case: skip the cases that use it, in this shard.
+            quarantined.add(occurrence.blame.op)
+            result.quarantine.append((index, occurrence.blame.op))
 
 
 def _merge(results: Sequence[_ShardResult]) -> tuple[dict[Signature, _Occurrence], Counter, Counter]:
@@ -317,24 +353,33 @@ def _shrunk(host: Any, config: _Config, occurrence: _Occurrence, quarantine: Seq
     calls = [0]
     wanted = occurrence.signature
 
-    def predicate(case: Case) -> bool:
-        index = calls[0]
+    expressions = [0]  # cases seen so far: where the shard's quarantine applies
+
+    def predicate(batch: list[Case]) -> bool:
         calls[0] += 1
         if _past(deadline, stop) or (best[0] is not None and calls[0] > SHRINK_CALLS):
             raise _Stop()
-        skip = {op for at, op in quarantine if at < index} if best[0] is None else {op for _, op in quarantine}
-        skip |= config.quarantined
-        if skip and _uses(case, skip):
-            return False
-        found, _ = _case_signatures(host, case, oracles=wanted[1] != "engine", prefer=wanted[2])
-        match = next((o for o in found if o.signature == wanted), None)
-        if match is not None and (best[0] is None or _size(case) < _size(best[0][0])):
-            best[0] = (case, match)
-        return match is not None
+        todo = []
+        for index, case in enumerate(batch, start=expressions[0]):
+            skip = {op for at, op in quarantine if at < index} if best[0] is None else {op for _, op in quarantine}
+            skip |= config.quarantined
+            if not (skip and _uses(case, skip)):
+                todo.append(case)
+        expressions[0] += len(batch)
+        matched = False
+        while todo:
+            judged = _batch_signatures(host, todo, oracles=wanted[1] != "engine", prefer=wanted[2])
+            for case, (found, _) in zip(todo, judged):
+                match = next((o for o in found if o.signature == wanted), None)
+                if match is not None and (best[0] is None or _size(case) < _size(best[0][0])):
+                    best[0] = (case, match)
+                matched = matched or match is not None
+            todo = todo[len(judged):]
+        return matched
 
-    strategy = cases(ops=config.ops, max_leaves=config.max_leaves, count=config.count)
+    strategy = case_batches(ops=config.ops, max_leaves=config.max_leaves, count=config.count, size=BATCH_SIZE)
     try:
-        find(strategy, predicate, settings=_hypothesis(occurrence.index + 1, True), random=random.Random(_shard_seed(config.seed, occurrence.shard)))
+        find(strategy, predicate, settings=_hypothesis(occurrence.example + 1, True), random=random.Random(_shard_seed(config.seed, occurrence.shard)))
     except (NoSuchExample, Unsatisfiable, _Stop):
         pass
     if best[0] is None:

@@ -52,7 +52,7 @@ from typing import Any, Sequence
 
 from verifier.expr import Program
 from verifier.loader import HOME, EngineLoadError, child_path, load_engine, own_packages_first, target_of
-from verifier.run_engine import EngineOutcome, describe_error, plain_text, probe, run
+from verifier.run_engine import EngineOutcome, describe_error, plain_text, probe, run, run_plain
 
 __all__ = ["EngineCrash", "EngineTimeout", "InProcess", "Sandbox", "Shipped", "open_host", "engine_name", "ship"]
 
@@ -234,6 +234,11 @@ class InProcess:
             forward: bool = False) -> list[EngineOutcome]:
         return run(self.engine, program, [tuple(map(float, p)) for p in points], record=record, order=order, forward=forward)
 
+    def run_batch(self, jobs: Sequence[tuple[Program, Sequence[Sequence[float]]]], order: int = 1,
+                  forward: bool = False) -> list[list[EngineOutcome]]:
+        """:meth:`run` of each ``(program, points)`` in turn."""
+        return [self.run(program, points, order=order, forward=forward) for program, points in jobs]
+
     def close(self) -> None:
         pass
 
@@ -390,9 +395,15 @@ def serve(target: str) -> None:
             return
         if message[0] == "close":
             return
+        if message[0] == "runs":
+            # A batch: one answer per case, each sent as soon as it is ready.
+            _, jobs, order, forward = message
+            for program, points in jobs:
+                _send(answers, ("ok", run_plain(engine, program, points, order=order, forward=forward)))
+            continue
         _, program, points, record, order, forward = message
-        # Plain tuples only (run already made every number an exact builtin).
-        _send(answers, ("ok", [o.to_tuple() for o in run(engine, program, points, record=record, order=order, forward=forward)]))
+        # Plain tuples only: every number an exact builtin.
+        _send(answers, ("ok", run_plain(engine, program, points, record=record, order=order, forward=forward)))
 
 
 # The sandbox's first lines: its import path is set before anything is imported
@@ -510,29 +521,49 @@ class Sandbox:
             forward: bool = False) -> list[EngineOutcome]:
         """Evaluate one case (see :func:`verifier.run_engine.run`). Raises
         EngineCrash or EngineTimeout (and restarts the sandbox for the next case)."""
+        rows = [tuple(map(float, p)) for p in points]
+        [result] = self._exchange(("run", program, rows, record, order, forward), [(program, len(rows))])
+        if isinstance(result, (EngineCrash, EngineTimeout)):
+            raise result
+        return result
+
+    def run_batch(self, jobs: Sequence[tuple[Program, Sequence[Sequence[float]]]], order: int = 1,
+                  forward: bool = False) -> list[list[EngineOutcome] | EngineCrash | EngineTimeout]:
+        """:meth:`run` of each ``(program, points)`` in turn, in one round trip: the
+        outcomes of each case, up to and including the first case that crashes or
+        hangs the engine (as its EngineCrash or EngineTimeout; each case still has
+        the whole timeout). The cases after it are not run."""
+        jobs = [(program, [tuple(map(float, p)) for p in points]) for program, points in jobs]
+        return self._exchange(("runs", jobs, order, forward), [(program, len(rows)) for program, rows in jobs])
+
+    def _exchange(self, message: tuple, shapes: Sequence[tuple[Program, int]]) -> list[list[EngineOutcome] | EngineCrash | EngineTimeout]:
+        """Send one request; read one answer per ``(program, points)`` shape, until
+        the first that fails (restarting the sandbox for the next request)."""
         if self._process is None:
             self.restarts += 1
             self._start()
         process = self._process
-        rows = [tuple(map(float, p)) for p in points]
+        results: list[list[EngineOutcome] | EngineCrash | EngineTimeout] = []
         try:
-            _send(process.stdin, ("run", program, rows, record, order, forward))
-            return _outcomes(_receive(process.stdout.fileno(), self.timeout), program, len(points))
+            _send(process.stdin, message)
+            for program, count in shapes:
+                results.append(_outcomes(_receive(process.stdout.fileno(), self.timeout), program, count))
         except TimeoutError:
             self._kill()
-            raise EngineTimeout(f"no answer within {self.timeout:g} s (an infinite loop?)") from None
+            results.append(EngineTimeout(f"no answer within {self.timeout:g} s (an infinite loop?)"))
         except (EOFError, OSError):
             code = process.wait()
             self._kill()
-            raise EngineCrash(f"the engine's process died ({_exit_reason(code)})") from None
+            results.append(EngineCrash(f"the engine's process died ({_exit_reason(code)})"))
         except ValueError as error:
             # Something wrote its own bytes to the answer channel: out of step for good.
             self._kill()
-            raise EngineCrash(f"the engine's process sent a garbled answer ({error})") from None
+            results.append(EngineCrash(f"the engine's process sent a garbled answer ({error})"))
         except BaseException:
             # Interrupted half-way through a message: the channel is out of step.
             self._kill()
             raise
+        return results
 
     def close(self) -> None:
         process = self._process

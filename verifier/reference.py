@@ -298,12 +298,14 @@ def sweep_many(programs: Sequence[Program], points: Sequence[np.ndarray]) -> lis
     the same numbers as one sweep per program, at a fraction of numpy's per-call cost.
     """
     points = [np.asarray(p, dtype=float).reshape(-1, len(program.variables)) for program, p in zip(programs, points)]
+    if not points:
+        return []
     if len({p.shape[0] for p in points}) > 1:
         return [sweep_many([program], [p])[0] for program, p in zip(programs, points)]
     merged = merge(programs)
     program, owner = merged.program, merged.owner
     count = points[0].shape[0]
-    columns = np.concatenate(points, axis=1) if points else np.zeros((0, 0))
+    columns = np.concatenate(points, axis=1)
     values: list[Any] = []
     locals_: list[tuple[Any, ...]] = []
     e: list[Any] = []

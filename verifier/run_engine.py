@@ -24,7 +24,7 @@ from typing import Any, Sequence
 from verifier.expr import Program
 from verifier.ops import OPS
 
-__all__ = ["EngineOutcome", "probe", "run", "build", "describe_error", "plain_number", "plain_text"]
+__all__ = ["EngineOutcome", "probe", "run", "run_plain", "build", "describe_error", "plain_number", "plain_text"]
 
 MAX_MESSAGE = 300
 STATUSES = ("ok", "exception", "invalid")
@@ -412,10 +412,16 @@ def run(engine: type, program: Program, points: Sequence[Sequence[float]], *, re
         order: 2 also asks for the Hessian (``backward(create_graph=True)``).
         forward: also ask for forward-mode derivatives (``.tangent``).
     """
+    # Through the plain form: whatever the engine made, only exact builtin
+    # numbers and strings come out (in this process as across the sandbox).
+    return [EngineOutcome.from_tuple(t) for t in run_plain(engine, program, points, record=record, order=order, forward=forward)]
+
+
+def run_plain(engine: type, program: Program, points: Sequence[Sequence[float]], *, record: bool = False,
+              order: int = 1, forward: bool = False) -> list[tuple]:
+    """:func:`run`, each outcome in its plain form (:meth:`EngineOutcome.to_tuple`):
+    what a sandbox sends."""
     outcomes = (_evaluate(engine, program, point, record) for point in points)
     if order >= 2 or forward:
         outcomes = (_higher(o, engine, program, p, order, forward) for o, p in zip(outcomes, points))
-    # Through the plain form: whatever the engine made, only exact builtin
-    # numbers and strings come out (in this process as across the sandbox).
-    return [EngineOutcome.from_tuple(o.to_tuple()) for o in outcomes]
-
+    return [o.to_tuple() for o in outcomes]

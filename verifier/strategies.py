@@ -42,7 +42,7 @@ from verifier.expr import Expr, apply, const, var
 from verifier.formats import current as current_format
 from verifier.ops import DEFAULT_OPS, OPS
 
-__all__ = ["expressions", "scalars", "points", "cases", "Case", "EXPONENTS", "SIMPLE", "FORMAT_EDGES", "variable_names", "decode_scalar"]
+__all__ = ["expressions", "scalars", "points", "cases", "case_batches", "Case", "EXPONENTS", "SIMPLE", "FORMAT_EDGES", "variable_names", "decode_scalar"]
 
 # Integers, fractions, negatives: each exercises a different branch of pow.
 EXPONENTS: tuple[float, ...] = (2.0, 3.0, 0.5, -1.0, 2.5, -2.0, 1.5, -0.5, 1.0 / 3.0, 0.0, 1.0, 4.0)
@@ -265,16 +265,56 @@ def cases(*, ops: Sequence[str] | None = None, variables: int | Sequence[str] = 
     One byte string holds both, at fixed offsets: shrinking the expression does not
     move the points' bytes.
     """
+    layout = _layout(ops, variables, max_leaves, count)
+    return st.binary(min_size=layout.size, max_size=layout.size).map(lambda data: layout.decode([data])[0])
+
+
+def case_batches(*, ops: Sequence[str] | None = None, variables: int | Sequence[str] = 3, max_leaves: int = 8, count: int = 8,
+                 size: int = 8) -> st.SearchStrategy[list[Case]]:
+    """Batches of cases (as :func:`cases` draws them), decoded together: up to
+    ``size`` lists of up to ``size`` cases each. A campaign judges a batch at once,
+    and Hypothesis shrinks a failing batch by deleting the cases it does not need,
+    down to the one that fails. (Lists of lists: Hypothesis's lists average about
+    six elements whatever their largest size, and bigger batches cost less per case.)"""
+    layout = _layout(ops, variables, max_leaves, count)
+    _check("size", size, isinstance(size, int) and 1 <= size <= 100, "an int in [1, 100]")
+    blob = st.binary(min_size=layout.size, max_size=layout.size)
+    return st.lists(st.lists(blob, min_size=1, max_size=size), min_size=1, max_size=size).map(
+        lambda lists: layout.decode([b for group in lists for b in group]))
+
+
+@dataclass(frozen=True)
+class _Layout:
+    """Where an expression's and its points' bytes lie in a case's byte string."""
+
+    ops: tuple[str, ...]
+    names: tuple[str, ...]
+    max_leaves: int
+    count: int
+
+    @property
+    def head(self) -> int:
+        return 1 + STEP_BYTES * self.max_leaves
+
+    @property
+    def size(self) -> int:
+        return self.head + self.count * len(self.names) * SCALAR_BYTES
+
+    def decode(self, blobs: Sequence[bytes]) -> list[Case]:
+        """The cases of several byte strings (their points decoded in one go)."""
+        head, width = self.head, len(self.names)
+        grids = _decode_points(b"".join(blob[head:] for blob in blobs), self.count * len(blobs), width)
+        grids = grids.reshape(len(blobs), self.count, width)
+        out = []
+        for blob, grid in zip(blobs, grids):
+            expr = _decode_expression(blob[:head], self.ops, self.names, self.max_leaves, True)
+            out.append(Case(expr, grid[:, [self.names.index(n) for n in expr.variables]]))
+        return out
+
+
+def _layout(ops: Sequence[str] | None, variables: int | Sequence[str], max_leaves: int, count: int) -> _Layout:
     chosen = _ops(ops)
     names = variable_names(variables)
     _check("max_leaves", max_leaves, isinstance(max_leaves, int) and 1 <= max_leaves <= 64, "an int in [1, 64]")
     _check("count", count, isinstance(count, int) and 1 <= count <= 10_000, "an int in [1, 10000]")
-    head = 1 + STEP_BYTES * max_leaves
-    size = head + count * len(names) * SCALAR_BYTES
-
-    def build(data: bytes) -> Case:
-        expr = _decode_expression(data[:head], chosen, names, max_leaves, True)
-        grid = _decode_points(data[head:], count, len(names))
-        return Case(expr, grid[:, [names.index(n) for n in expr.variables]])
-
-    return st.binary(min_size=size, max_size=size).map(build)
+    return _Layout(tuple(chosen), tuple(names), max_leaves, count)
