@@ -59,8 +59,9 @@ from verifier.second_order import HIGHER_KINDS, Checks, set_checks
 from verifier.strategies import Case, case_batches
 from verifier.unsteady import answer, answer_in, answer_text, differ, unsteady_blame
 
-SHARD_SIZE = 100
+SHARD_SIZE = 200
 BATCH_SIZE = 8  # a Hypothesis example is up to 8 lists of up to 8 cases (judged together)
+EXAMPLES_PER_QUOTA = 4  # a shard's Hypothesis examples: its cases / 4 at most
 SHRINK_CALLS = 400  # predicate calls a shrink may spend before settling for the best so far
 
 Signature = tuple[str, str, Any, str]  # kind, backend, blamed op, severity
@@ -241,6 +242,7 @@ def _explore(host: Any, config: _Config, shard: int, requested: int, stop: Any, 
 
     quota = _shard_examples(requested, shard)
     examples = [0]  # Hypothesis examples (batches) so far
+    shard_cases: set = set()  # the cases of this shard so far
 
     def predicate(batch: list[Case]) -> bool:
         if _stop_requested(config, stop):
@@ -248,7 +250,7 @@ def _explore(host: Any, config: _Config, shard: int, requested: int, stop: Any, 
         example = examples[0]
         examples[0] += 1
         todo: list[tuple[int, Case]] = []
-        for case in batch[: quota - result.examples]:
+        for case in _novel(batch, shard_cases)[: quota - result.examples]:
             todo.append((result.examples, case))
             result.examples += 1
             if tick is not None:
@@ -267,8 +269,11 @@ def _explore(host: Any, config: _Config, shard: int, requested: int, stop: Any, 
 
     strategy = case_batches(ops=config.ops, max_leaves=config.max_leaves, count=config.count, size=BATCH_SIZE)
     try:
-        # At least one case per example: the quota ends the shard first (_Done).
-        find(strategy, predicate, settings=_hypothesis(quota, False), random=random.Random(_shard_seed(config.seed, shard)))
+        # The quota ends the shard (_Done), unless the space of cases runs out first.
+        # Hypothesis draws its first tenth of max_examples small (a case or two):
+        # a batch holds about 20 cases, so a quarter of the quota in examples is
+        # plenty, and fewer of them are small.
+        find(strategy, predicate, settings=_hypothesis(max(1, quota // EXAMPLES_PER_QUOTA), False), random=random.Random(_shard_seed(config.seed, shard)))
     except (NoSuchExample, Unsatisfiable, _Done):
         pass
     except _Stop:
@@ -276,6 +281,20 @@ def _explore(host: Any, config: _Config, shard: int, requested: int, stop: Any, 
     except KeyboardInterrupt:
         result.stopped = "interrupted"
     return result
+
+
+def _novel(batch: Sequence[Case], seen: set) -> list[Case]:
+    """The cases of ``batch`` not in ``seen`` (which they join). Hypothesis copies
+    parts of an example into other places of it (bugs often need a repeated
+    structure): within a batch that makes the same case again, and judging it twice
+    would find nothing new."""
+    novel = []
+    for case in batch:
+        key = (str(case.expr), case.points.tobytes())
+        if key not in seen:
+            seen.add(key)
+            novel.append(case)
+    return novel
 
 
 def _record(result: _ShardResult, quarantined: set[str], shard: int, index: int, example: int, found: list[_Occurrence],
@@ -354,11 +373,14 @@ def _shrunk(host: Any, config: _Config, occurrence: _Occurrence, quarantine: Seq
     wanted = occurrence.signature
 
     expressions = [0]  # cases seen so far: where the shard's quarantine applies
+    replayed: set = set()
 
     def predicate(batch: list[Case]) -> bool:
         calls[0] += 1
         if _past(deadline, stop) or (best[0] is not None and calls[0] > SHRINK_CALLS):
             raise _Stop()
+        if best[0] is None:  # replaying the shard: the cases it judged, in the same order
+            batch = _novel(batch, replayed)
         todo = []
         for index, case in enumerate(batch, start=expressions[0]):
             skip = {op for at, op in quarantine if at < index} if best[0] is None else {op for _, op in quarantine}

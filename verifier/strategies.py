@@ -279,7 +279,11 @@ def case_batches(*, ops: Sequence[str] | None = None, variables: int | Sequence[
     layout = _layout(ops, variables, max_leaves, count)
     _check("size", size, isinstance(size, int) and 1 <= size <= 100, "an int in [1, 100]")
     blob = st.binary(min_size=layout.size, max_size=layout.size)
-    return st.lists(st.lists(blob, min_size=1, max_size=size), min_size=1, max_size=size).map(
+    # Unique lists: Hypothesis's mutator (which copies a part of an example over
+    # another part drawn by the same strategy) leaves their elements alone, so a
+    # batch does not judge the same case twice.
+    groups = st.lists(blob, min_size=1, max_size=size, unique=True)
+    return st.lists(groups, min_size=1, max_size=size, unique_by=tuple).map(
         lambda lists: layout.decode([b for group in lists for b in group]))
 
 
