@@ -3,7 +3,10 @@
 
 The examples are split into fixed shards, each explored by Hypothesis from its own
 seed (derived from the campaign's seed), so a run is the same whether its shards
-run one after another or on N workers. Exploring records the first case of every
+run one after another or on N workers. Each Hypothesis example is a batch of cases
+(:func:`verifier.strategies.case_batches`), judged together
+(:func:`verifier.evaluate.judge_cases`); a failing batch shrinks to the case that
+fails. Exploring records the first case of every
 distinct finding (its *signature*: kind, backend, blamed op). Then each signature
 is shrunk once: Hypothesis replays its shard up to that case (same seed, same
 answers, so the same examples) and shrinks it to the smallest expression and
@@ -38,8 +41,9 @@ from dataclasses import dataclass, field, replace
 from typing import Any, Callable, Sequence
 
 import numpy as np
-from hypothesis import HealthCheck, Phase, find
+from hypothesis import HealthCheck, Phase, Verbosity, find, given, seed
 from hypothesis import settings as hypothesis_settings
+from hypothesis.database import InMemoryExampleDatabase, choices_to_bytes
 from hypothesis.errors import NoSuchExample, Unsatisfiable
 
 from verifier.blame import blame_engine
@@ -56,12 +60,11 @@ from verifier.run_engine import EngineOutcome
 from verifier.second_blame import blame_higher
 from verifier.second_evidence import with_section
 from verifier.second_order import HIGHER_KINDS, Checks, set_checks
-from verifier.strategies import Case, case_batches
+from verifier.strategies import Case, case_batches, cases
 from verifier.unsteady import answer, answer_in, answer_text, differ, unsteady_blame
 
-SHARD_SIZE = 200
+SHARD_SIZE = 100
 BATCH_SIZE = 8  # a Hypothesis example is up to 8 lists of up to 8 cases (judged together)
-EXAMPLES_PER_QUOTA = 4  # a shard's Hypothesis examples: its cases / 4 at most
 SHRINK_CALLS = 400  # predicate calls a shrink may spend before settling for the best so far
 
 Signature = tuple[str, str, Any, str]  # kind, backend, blamed op, severity
@@ -108,6 +111,7 @@ class _Occurrence:
     outcome: EngineOutcome | None = None  # the engine's answer at points[point] (judge findings)
     answers: tuple = ()  # the two answers of a nondeterministic case
     example: int = -1  # the Hypothesis example (a batch of cases) it was found in, in its shard
+    source: bytes = b""  # its case's bytes (verifier.strategies.Case.source): where shrinking starts
 
 
 @dataclass
@@ -144,6 +148,8 @@ def _batch_signatures(host: Any, batch: Sequence[Case], oracles: bool, prefer: s
 
 def _signatures(host: Any, case: Case, report: Any, prefer: str | None) -> list[_Occurrence]:
     """The signatures in one case's report (blaming each)."""
+    if report.crash is None and report.error is None and report.warning is None and report.oracle is None:
+        return []  # the usual case
     program = compile_program(case.expr)
     found: list[_Occurrence] = []
     text = str(case.expr)
@@ -212,10 +218,9 @@ def _uses(case: Case, ops: set[str]) -> bool:
     return any(node.op in ops for node in case.expr.nodes())
 
 
-def _hypothesis(max_examples: int, shrink: bool) -> hypothesis_settings:
+def _hypothesis(max_examples: int, phases: Sequence[Phase] = (Phase.generate,), database: Any = None) -> hypothesis_settings:
     return hypothesis_settings(
-        max_examples=max(1, max_examples), database=None, deadline=None, derandomize=False,
-        phases=[Phase.generate, Phase.shrink] if shrink else [Phase.generate],
+        max_examples=max(1, max_examples), database=database, deadline=None, derandomize=False, phases=phases,
         suppress_health_check=list(HealthCheck), report_multiple_bugs=False,
     )
 
@@ -242,7 +247,6 @@ def _explore(host: Any, config: _Config, shard: int, requested: int, stop: Any, 
 
     quota = _shard_examples(requested, shard)
     examples = [0]  # Hypothesis examples (batches) so far
-    shard_cases: set = set()  # the cases of this shard so far
 
     def predicate(batch: list[Case]) -> bool:
         if _stop_requested(config, stop):
@@ -250,7 +254,7 @@ def _explore(host: Any, config: _Config, shard: int, requested: int, stop: Any, 
         example = examples[0]
         examples[0] += 1
         todo: list[tuple[int, Case]] = []
-        for case in _novel(batch, shard_cases)[: quota - result.examples]:
+        for case in batch[: quota - result.examples]:
             todo.append((result.examples, case))
             result.examples += 1
             if tick is not None:
@@ -260,8 +264,8 @@ def _explore(host: Any, config: _Config, shard: int, requested: int, stop: Any, 
                 result.skipped += sum(_uses(case, quarantined) for _, case in todo)
                 todo = [(index, case) for index, case in todo if not _uses(case, quarantined)]
             judged = _batch_signatures(host, [case for _, case in todo], oracles=True)
-            for (index, _), (found, report) in zip(todo, judged):
-                _record(result, quarantined, shard, index, example, found, report)
+            for (index, case), (found, report) in zip(todo, judged):
+                _record(result, quarantined, shard, index, example, case.source, found, report)
             todo = todo[len(judged):]
         if result.examples >= quota:
             raise _Done()
@@ -270,10 +274,9 @@ def _explore(host: Any, config: _Config, shard: int, requested: int, stop: Any, 
     strategy = case_batches(ops=config.ops, max_leaves=config.max_leaves, count=config.count, size=BATCH_SIZE)
     try:
         # The quota ends the shard (_Done), unless the space of cases runs out first.
-        # Hypothesis draws its first tenth of max_examples small (a case or two):
-        # a batch holds about 20 cases, so a quarter of the quota in examples is
-        # plenty, and fewer of them are small.
-        find(strategy, predicate, settings=_hypothesis(max(1, quota // EXAMPLES_PER_QUOTA), False), random=random.Random(_shard_seed(config.seed, shard)))
+        # Hypothesis draws its first tenth of max_examples small (a case or two); a
+        # batch holds about 12 cases, so a quarter of a large quota is plenty.
+        find(strategy, predicate, settings=_hypothesis(max(min(quota, 40), quota // 4)), random=random.Random(_shard_seed(config.seed, shard)))
     except (NoSuchExample, Unsatisfiable, _Done):
         pass
     except _Stop:
@@ -283,22 +286,8 @@ def _explore(host: Any, config: _Config, shard: int, requested: int, stop: Any, 
     return result
 
 
-def _novel(batch: Sequence[Case], seen: set) -> list[Case]:
-    """The cases of ``batch`` not in ``seen`` (which they join). Hypothesis copies
-    parts of an example into other places of it (bugs often need a repeated
-    structure): within a batch that makes the same case again, and judging it twice
-    would find nothing new."""
-    novel = []
-    for case in batch:
-        key = (str(case.expr), case.points.tobytes())
-        if key not in seen:
-            seen.add(key)
-            novel.append(case)
-    return novel
-
-
-def _record(result: _ShardResult, quarantined: set[str], shard: int, index: int, example: int, found: list[_Occurrence],
-            report: Any) -> None:
+def _record(result: _ShardResult, quarantined: set[str], shard: int, index: int, example: int, source: bytes,
+            found: list[_Occurrence], report: Any) -> None:
     """Count one judged case, and keep the first occurrence of each signature."""
     result.counts.update(report.counts)
     result.judged.update(getattr(report, "judged", None) or {})
@@ -307,7 +296,7 @@ def _record(result: _ShardResult, quarantined: set[str], shard: int, index: int,
         result.seen[occurrence.signature] += 1
         if occurrence.signature in result.occurrences:
             continue
-        occurrence.shard, occurrence.index, occurrence.example = shard, index, example
+        occurrence.shard, occurrence.index, occurrence.example, occurrence.source = shard, index, example, source
         result.occurrences[occurrence.signature] = occurrence
         if occurrence.crash and occurrence.blame.op in OPS:
             # An op that crashes or hangs would cost a restart or a timeout in
@@ -367,47 +356,77 @@ def _past(deadline: float | None, stop: Any) -> bool:
 
 def _shrunk(host: Any, config: _Config, occurrence: _Occurrence, quarantine: Sequence[tuple[int, str]], stop: Any,
             deadline: float | None) -> Finding | None:
-    """The shrunk finding, or None if shrinking found nothing in time."""
+    """The shrunk finding, or None if shrinking found nothing in time.
+
+    Hypothesis shrinks the failing case itself (a case on its own, as
+    :func:`verifier.strategies.cases` draws it), starting from its bytes: they are the
+    one example in the database it reuses.
+    """
+    if not occurrence.source:
+        return None
     best: list[Any] = [None]
     calls = [0]
     wanted = occurrence.signature
 
-    expressions = [0]  # cases seen so far: where the shard's quarantine applies
-    replayed: set = set()
-
-    def predicate(batch: list[Case]) -> bool:
+    def predicate(case: Case) -> bool:
         calls[0] += 1
         if _past(deadline, stop) or (best[0] is not None and calls[0] > SHRINK_CALLS):
             raise _Stop()
-        if best[0] is None:  # replaying the shard: the cases it judged, in the same order
-            batch = _novel(batch, replayed)
-        todo = []
-        for index, case in enumerate(batch, start=expressions[0]):
-            skip = {op for at, op in quarantine if at < index} if best[0] is None else {op for _, op in quarantine}
-            skip |= config.quarantined
-            if not (skip and _uses(case, skip)):
-                todo.append(case)
-        expressions[0] += len(batch)
-        matched = False
-        while todo:
-            judged = _batch_signatures(host, todo, oracles=wanted[1] != "engine", prefer=wanted[2])
-            for case, (found, _) in zip(todo, judged):
-                match = next((o for o in found if o.signature == wanted), None)
-                if match is not None and (best[0] is None or _size(case) < _size(best[0][0])):
-                    best[0] = (case, match)
-                matched = matched or match is not None
-            todo = todo[len(judged):]
-        return matched
+        # The ops the shard had quarantined by then (all of them, once it shows).
+        skip = {op for at, op in quarantine if at < occurrence.index} if best[0] is None else {op for _, op in quarantine}
+        skip |= config.quarantined
+        if skip and _uses(case, skip):
+            return False
+        found, _ = _case_signatures(host, case, oracles=wanted[1] != "engine", prefer=wanted[2])
+        match = next((o for o in found if o.signature == wanted), None)
+        if match is not None and (best[0] is None or _size(case) < _size(best[0][0])):
+            best[0] = (case, match)
+        return match is not None
 
-    strategy = case_batches(ops=config.ops, max_leaves=config.max_leaves, count=config.count, size=BATCH_SIZE)
+    strategy = cases(ops=config.ops, max_leaves=config.max_leaves, count=config.count)
     try:
-        find(strategy, predicate, settings=_hypothesis(occurrence.example + 1, True), random=random.Random(_shard_seed(config.seed, occurrence.shard)))
-    except (NoSuchExample, Unsatisfiable, _Stop):
+        _shrink_from(strategy, occurrence.source, predicate, _shard_seed(config.seed, occurrence.shard))
+    except _Stop:
         pass
     if best[0] is None:
         return None
     case, match = best[0]
     return _finding_of(host, occurrence, _simplify(host, match, lambda: _past(deadline, stop)), shrunk=True)
+
+
+class _Shown(Exception):
+    """The case shows the signature being shrunk (Hypothesis shrinks a failing test)."""
+
+
+def _shrink_from(strategy: Any, source: bytes, predicate: Callable[[Any], bool], seed_value: int) -> None:
+    """Let Hypothesis shrink the value ``strategy`` decodes from the bytes ``source``
+    while ``predicate`` holds.
+
+    Hypothesis reuses the examples of its database, and shrinks the ones that still
+    fail: the case goes in as its one example (as a "secondary" one, an example not
+    yet minimal, which Hypothesis shrinks; a primary one it would take as already
+    shrunk). ``seed`` fixes the shrinker's own random choices, so that a finding
+    shrinks the same in every run; ``settings`` is applied over it because ``seed``
+    alone turns the database off.
+    """
+    database = InMemoryExampleDatabase()
+    database.save(_SHRINK_KEY + b".secondary", choices_to_bytes((source,)))
+
+    @hypothesis_settings(_hypothesis(1, (Phase.reuse, Phase.shrink), database), verbosity=Verbosity.quiet)
+    @seed(seed_value)
+    @given(strategy)
+    def shrink(value: Any) -> None:
+        if predicate(value):
+            raise _Shown
+
+    shrink._hypothesis_internal_database_key = _SHRINK_KEY  # type: ignore[attr-defined] # as hypothesis.find sets it
+    try:
+        shrink()
+    except _Shown:
+        pass
+
+
+_SHRINK_KEY = b"crossgrad-shrink"
 
 
 # Candidate coordinates, simplest first.

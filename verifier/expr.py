@@ -19,6 +19,7 @@ Example:
 
 from __future__ import annotations
 
+import functools
 import math
 import re
 import weakref
@@ -357,6 +358,11 @@ def merge(programs: Sequence[Program]) -> Merged:
         >>> m.program.ops, m.outputs, m.program.variables
         (('var', 'const', 'mul', 'var', 'neg'), (2, 4), ('0:x', '1:y'))
     """
+    return _merge(tuple(programs))
+
+
+@functools.lru_cache(maxsize=16)  # a batch is merged for the sweep, torch and each try of differences
+def _merge(programs: tuple[Program, ...]) -> Merged:
     ops: list[str] = []
     args: list[tuple[int, ...]] = []
     params: list[Any] = []

@@ -113,17 +113,13 @@ def central_differences_many(programs: Sequence[Program], points: Sequence[np.nd
         busy = [b for b in range(len(grids)) if todo[bounds[b]:bounds[b + 1]].any()]
         if not busy:
             break
+        # Every entry's moved coordinate, for each (fraction, sign) in turn.
+        moved = np.stack([x + sign * fraction * h for fraction in _FRACTIONS for sign in (1.0, -1.0)])
         shifted = []
         for b in busy:
-            at = slice(bounds[b], bounds[b + 1])
-            base = grids[b][rows[b]]
-            blocks = []
-            for fraction in _FRACTIONS:
-                for sign in (1.0, -1.0):
-                    block = base.copy()
-                    block[np.arange(len(base)), columns[b]] = x[at] + sign * fraction * h[at]
-                    blocks.append(block)
-            shifted.append(np.concatenate(blocks))
+            block = np.tile(grids[b][rows[b]], (len(moved), 1))
+            block[np.arange(len(block)), np.tile(columns[b], len(moved))] = moved[:, bounds[b]:bounds[b + 1]].ravel()
+            shifted.append(block)
         values = forward_values_many([programs[b] for b in busy], shifted)
         d = np.full((len(_FRACTIONS), x.size), np.nan)
         with np.errstate(all="ignore"):

@@ -132,27 +132,28 @@ class EngineOutcome:
         if type(data) is not tuple or len(data) != 12:
             raise ValueError(f"not an engine outcome: a {_type_name(data)}")
         status, value, gradient, error, stage, node, values, grads, hessian, tangents, hessian_error, tangent_error = data
-
-        def check(ok: bool, field: int, x: Any) -> None:
+        for ok, field, x in (
+            (type(status) is str and status in STATUSES, 0, status),
+            (_is_number(value), 1, value),
+            (_are_numbers(gradient), 2, gradient),
+            (type(error) is str and type(stage) is str, 3, error),
+            (node is None or (type(node) is int and node >= 0), 5, node),
+            (_are_numbers(values) and _are_numbers(grads), 6, values),
+            (hessian is None or (type(hessian) is tuple and all(type(row) is tuple and _are_numbers(row) for row in hessian)), 8, hessian),
+            (_are_numbers(tangents), 9, tangents),
+            (type(hessian_error) is str and type(tangent_error) is str, 10, hessian_error),
+        ):
             if not ok:
                 raise ValueError(f"not an engine outcome: field {field} is a {_type_name(x)}")
-
-        def number(x: Any) -> bool:
-            return x is None or type(x) is float or type(x) is complex
-
-        def numbers(xs: Any) -> bool:
-            return xs is None or (type(xs) is tuple and all(number(x) for x in xs))
-
-        check(type(status) is str and status in STATUSES, 0, status)
-        check(number(value), 1, value)
-        check(numbers(gradient), 2, gradient)
-        check(type(error) is str and type(stage) is str, 3, error)
-        check(node is None or (type(node) is int and node >= 0), 5, node)
-        check(numbers(values) and numbers(grads), 6, values)
-        check(hessian is None or (type(hessian) is tuple and all(type(row) is tuple and numbers(row) for row in hessian)), 8, hessian)
-        check(numbers(tangents), 9, tangents)
-        check(type(hessian_error) is str and type(tangent_error) is str, 10, hessian_error)
         return cls(status, value, gradient, error, stage, node, values, grads, hessian, tangents, hessian_error, tangent_error)
+
+
+def _is_number(x: Any) -> bool:
+    return x is None or type(x) is float or type(x) is complex
+
+
+def _are_numbers(xs: Any) -> bool:
+    return xs is None or (type(xs) is tuple and all(x is None or type(x) is float or type(x) is complex for x in xs))
 
 
 def describe_error(error: BaseException) -> str:

@@ -32,7 +32,7 @@ Example:
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Sequence
 
 import numpy as np
@@ -254,6 +254,7 @@ class Case:
 
     expr: Expr
     points: np.ndarray
+    source: bytes = field(default=b"", compare=False)  # the bytes it was decoded from (to shrink it again)
 
     def __repr__(self) -> str:
         return f"Case({str(self.expr)!r}, points={self.points.tolist()!r})"
@@ -312,7 +313,7 @@ class _Layout:
         out = []
         for blob, grid in zip(blobs, grids):
             expr = _decode_expression(blob[:head], self.ops, self.names, self.max_leaves, True)
-            out.append(Case(expr, grid[:, [self.names.index(n) for n in expr.variables]]))
+            out.append(Case(expr, grid[:, [self.names.index(n) for n in expr.variables]], blob))
         return out
 
 
