@@ -5,12 +5,11 @@ The examples are split into fixed shards, each explored by Hypothesis from its o
 seed (derived from the campaign's seed), so a run is the same whether its shards
 run one after another or on N workers. Each Hypothesis example is a batch of cases
 (:func:`verifier.strategies.case_batches`), judged together
-(:func:`verifier.evaluate.judge_cases`); a failing batch shrinks to the case that
-fails. Exploring records the first case of every
+(:func:`verifier.evaluate.judge_cases`). Exploring records the first case of every
 distinct finding (its *signature*: kind, backend, blamed op). Then each signature
-is shrunk once: Hypothesis replays its shard up to that case (same seed, same
-answers, so the same examples) and shrinks it to the smallest expression and
-simplest numbers that still show the same signature. Crashes and hangs are not
+is shrunk once: Hypothesis starts from that case's own bytes (seeded by its shard,
+so the same everywhere) and shrinks it to the smallest expression and simplest
+numbers that still show the same signature. Crashes and hangs are not
 shrunk that way (each try costs a restart or a timeout): the op that crashes or
 hangs alone is the reproducer, and later cases using it are skipped in that shard.
 
@@ -110,7 +109,6 @@ class _Occurrence:
     extra_verdicts: tuple = ()
     outcome: EngineOutcome | None = None  # the engine's answer at points[point] (judge findings)
     answers: tuple = ()  # the two answers of a nondeterministic case
-    example: int = -1  # the Hypothesis example (a batch of cases) it was found in, in its shard
     source: bytes = b""  # its case's bytes (verifier.strategies.Case.source): where shrinking starts
 
 
@@ -246,13 +244,10 @@ def _explore(host: Any, config: _Config, shard: int, requested: int, stop: Any, 
     quarantined: set[str] = set(config.quarantined)
 
     quota = _shard_examples(requested, shard)
-    examples = [0]  # Hypothesis examples (batches) so far
 
     def predicate(batch: list[Case]) -> bool:
         if _stop_requested(config, stop):
             raise _Stop()
-        example = examples[0]
-        examples[0] += 1
         todo: list[tuple[int, Case]] = []
         for case in batch[: quota - result.examples]:
             todo.append((result.examples, case))
@@ -260,12 +255,12 @@ def _explore(host: Any, config: _Config, shard: int, requested: int, stop: Any, 
             if tick is not None:
                 tick()
         while todo:
-            if quarantined:
+            if quarantined:  # a crash or hang earlier in this batch may have added to it
                 result.skipped += sum(_uses(case, quarantined) for _, case in todo)
                 todo = [(index, case) for index, case in todo if not _uses(case, quarantined)]
-            judged = _batch_signatures(host, [case for _, case in todo], oracles=True)
+            judged = _batch_signatures(host, [case for _, case in todo], oracles=True) if todo else []
             for (index, case), (found, report) in zip(todo, judged):
-                _record(result, quarantined, shard, index, example, case.source, found, report)
+                _record(result, quarantined, shard, index, case.source, found, report)
             todo = todo[len(judged):]
         if result.examples >= quota:
             raise _Done()
@@ -286,8 +281,8 @@ def _explore(host: Any, config: _Config, shard: int, requested: int, stop: Any, 
     return result
 
 
-def _record(result: _ShardResult, quarantined: set[str], shard: int, index: int, example: int, source: bytes,
-            found: list[_Occurrence], report: Any) -> None:
+def _record(result: _ShardResult, quarantined: set[str], shard: int, index: int, source: bytes, found: list[_Occurrence],
+            report: Any) -> None:
     """Count one judged case, and keep the first occurrence of each signature."""
     result.counts.update(report.counts)
     result.judged.update(getattr(report, "judged", None) or {})
@@ -296,7 +291,7 @@ def _record(result: _ShardResult, quarantined: set[str], shard: int, index: int,
         result.seen[occurrence.signature] += 1
         if occurrence.signature in result.occurrences:
             continue
-        occurrence.shard, occurrence.index, occurrence.example, occurrence.source = shard, index, example, source
+        occurrence.shard, occurrence.index, occurrence.source = shard, index, source
         result.occurrences[occurrence.signature] = occurrence
         if occurrence.crash and occurrence.blame.op in OPS:
             # An op that crashes or hangs would cost a restart or a timeout in
