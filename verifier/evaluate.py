@@ -114,7 +114,7 @@ def judge_cases(host: Any, programs: Sequence[Program], points: Sequence[Sequenc
     checks = current_checks()
     grids = [current_format().round(np.asarray(p, dtype=float).reshape(-1, len(program.variables)))
              for program, p in zip(programs, points)]
-    answers = _run_all(host, list(zip(programs, grids)), checks)
+    answers = host.run_batch(list(zip(programs, grids)), order=checks.order, forward=checks.forward)
     ran = [b for b, answer in enumerate(answers) if not isinstance(answer, (EngineCrash, EngineTimeout))]
     sweeps = dict(zip(ran, sweep_many([programs[b] for b in ran], [grids[b] for b in ran])))
     reports, truths = [], {}
@@ -132,21 +132,6 @@ def judge_cases(host: Any, programs: Sequence[Program], points: Sequence[Sequenc
         _check_oracles([reports[b] for b in ran], [programs[b] for b in ran], [grids[b] for b in ran],
                        [sweeps[b] for b in ran], [truths[b] for b in ran])
     return reports
-
-
-def _run_all(host: Any, jobs: list[tuple[Program, np.ndarray]], checks: Checks) -> list[Any]:
-    """The engine's outcomes for each job, up to the first crash or hang (its error)."""
-    higher = {"order": checks.order, "forward": checks.forward} if checks.higher else {}
-    if hasattr(host, "run_batch"):
-        return host.run_batch(jobs, **higher)
-    answers: list[Any] = []
-    for program, grid in jobs:
-        try:
-            answers.append(host.run(program, grid, **higher))
-        except (EngineCrash, EngineTimeout) as error:
-            answers.append(error)
-            break
-    return answers
 
 
 def _judge_first(report: CaseReport, host: Any, program: Program, points: np.ndarray, outcomes: Sequence[EngineOutcome],

@@ -270,7 +270,7 @@ def _explore(host: Any, config: _Config, shard: int, requested: int, stop: Any, 
     try:
         # The quota ends the shard (_Done), unless the space of cases runs out first.
         # Hypothesis draws its first tenth of max_examples small (a case or two); a
-        # batch holds about 12 cases, so a quarter of a large quota is plenty.
+        # batch holds about 10 cases, so a quarter of a large quota is plenty.
         find(strategy, predicate, settings=_hypothesis(max(min(quota, 40), quota // 4)), random=random.Random(_shard_seed(config.seed, shard)))
     except (NoSuchExample, Unsatisfiable, _Done):
         pass

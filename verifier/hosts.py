@@ -395,15 +395,11 @@ def serve(target: str) -> None:
             return
         if message[0] == "close":
             return
-        if message[0] == "runs":
-            # A batch: one answer per case, each sent as soon as it is ready.
-            _, jobs, order, forward = message
-            for program, points in jobs:
-                _send(answers, ("ok", run_plain(engine, program, points, order=order, forward=forward)))
-            continue
-        _, program, points, record, order, forward = message
-        # Plain tuples only: every number an exact builtin.
-        _send(answers, ("ok", run_plain(engine, program, points, record=record, order=order, forward=forward)))
+        # Cases to run: one answer each, sent as soon as it is ready, in plain
+        # tuples only (every number an exact builtin).
+        _, jobs, record, order, forward = message
+        for program, points in jobs:
+            _send(answers, ("ok", run_plain(engine, program, points, record=record, order=order, forward=forward)))
 
 
 # The sandbox's first lines: its import path is set before anything is imported
@@ -522,7 +518,7 @@ class Sandbox:
         """Evaluate one case (see :func:`verifier.run_engine.run`). Raises
         EngineCrash or EngineTimeout (and restarts the sandbox for the next case)."""
         rows = [tuple(map(float, p)) for p in points]
-        [result] = self._exchange(("run", program, rows, record, order, forward), [(program, len(rows))])
+        [result] = self._exchange(("run", [(program, rows)], record, order, forward), [(program, len(rows))])
         if isinstance(result, (EngineCrash, EngineTimeout)):
             raise result
         return result
@@ -534,7 +530,7 @@ class Sandbox:
         hangs the engine (as its EngineCrash or EngineTimeout; each case still has
         the whole timeout). The cases after it are not run."""
         jobs = [(program, [tuple(map(float, p)) for p in points]) for program, points in jobs]
-        return self._exchange(("runs", jobs, order, forward), [(program, len(rows)) for program, rows in jobs])
+        return self._exchange(("run", jobs, False, order, forward), [(program, len(rows)) for program, rows in jobs])
 
     def _exchange(self, message: tuple, shapes: Sequence[tuple[Program, int]]) -> list[list[EngineOutcome] | EngineCrash | EngineTimeout]:
         """Send one request; read one answer per ``(program, points)`` shape, until

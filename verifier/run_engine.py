@@ -153,7 +153,7 @@ def _is_number(x: Any) -> bool:
 
 
 def _are_numbers(xs: Any) -> bool:
-    return xs is None or (type(xs) is tuple and all(x is None or type(x) is float or type(x) is complex for x in xs))
+    return xs is None or (type(xs) is tuple and all(_is_number(x) for x in xs))
 
 
 def describe_error(error: BaseException) -> str:
