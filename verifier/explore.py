@@ -63,7 +63,8 @@ from verifier.strategies import Case, case_batches, cases
 from verifier.unsteady import answer, answer_in, answer_text, differ, unsteady_blame
 
 SHARD_SIZE = 100
-BATCH_SIZE = 8  # a Hypothesis example is up to 8 lists of up to 8 cases (judged together)
+BATCH_SIZE = 8  # a Hypothesis example is up to 8 lists of up to 8 cases
+JUDGE_SIZE = 100  # cases judged together (from several examples)
 SHRINK_CALLS = 400  # predicate calls a shrink may spend before settling for the best so far
 
 Signature = tuple[str, str, Any, str]  # kind, backend, blamed op, severity
@@ -245,15 +246,14 @@ def _explore(host: Any, config: _Config, shard: int, requested: int, stop: Any, 
 
     quota = _shard_examples(requested, shard)
 
-    def predicate(batch: list[Case]) -> bool:
-        if _stop_requested(config, stop):
-            raise _Stop()
-        todo: list[tuple[int, Case]] = []
-        for case in batch[: quota - result.examples]:
-            todo.append((result.examples, case))
-            result.examples += 1
-            if tick is not None:
-                tick()
+    pending: list[Case] = []  # drawn, not yet judged
+
+    def judge_pending() -> None:
+        todo = [(result.examples + k, case) for k, case in enumerate(pending)]
+        result.examples += len(pending)
+        pending.clear()
+        for _ in todo if tick is not None else ():
+            tick()
         while todo:
             if quarantined:  # a crash or hang earlier in this batch may have added to it
                 result.skipped += sum(_uses(case, quarantined) for _, case in todo)
@@ -262,6 +262,15 @@ def _explore(host: Any, config: _Config, shard: int, requested: int, stop: Any, 
             for (index, case), (found, report) in zip(todo, judged):
                 _record(result, quarantined, shard, index, case.source, found, report)
             todo = todo[len(judged):]
+
+    def predicate(batch: list[Case]) -> bool:
+        if _stop_requested(config, stop):
+            raise _Stop()
+        pending.extend(batch[: quota - result.examples - len(pending)])
+        # Judged JUDGE_SIZE at a time, across Hypothesis examples: the oracles cost
+        # less per case the more cases they see at once.
+        if len(pending) >= JUDGE_SIZE or result.examples + len(pending) >= quota:
+            judge_pending()
         if result.examples >= quota:
             raise _Done()
         return False
@@ -273,7 +282,7 @@ def _explore(host: Any, config: _Config, shard: int, requested: int, stop: Any, 
         # batch holds about 10 cases, so a quarter of a large quota is plenty.
         find(strategy, predicate, settings=_hypothesis(max(min(quota, 40), quota // 4)), random=random.Random(_shard_seed(config.seed, shard)))
     except (NoSuchExample, Unsatisfiable, _Done):
-        pass
+        judge_pending()  # the space of cases ran out first
     except _Stop:
         result.stopped = "interrupted" if stop.is_set() else "time-budget"
     except KeyboardInterrupt:
