@@ -28,11 +28,11 @@ from typing import Sequence
 
 import numpy as np
 
-from verifier.expr import Program, merge
+from verifier.expr import Program, Schedule, merge, schedule
 from verifier.ops import OPS
 from verifier.reference import sweep
 
-__all__ = ["NumericResult", "central_differences", "central_differences_many", "forward_values", "forward_values_many", "step_sweep"]
+__all__ = ["NumericResult", "central_differences", "central_differences_many", "forward_values", "forward_values_many", "evaluate_schedule", "step_sweep"]
 
 RETRIES = 6  # each retry divides the step by 8
 
@@ -53,21 +53,27 @@ def forward_values(program: Program, points: np.ndarray) -> np.ndarray:
 
 def forward_values_many(programs: Sequence[Program], points: Sequence[np.ndarray]) -> list[np.ndarray]:
     """:func:`forward_values` of each program at its own rows, in one pass over the
-    programs side by side (each padded to the most rows by repeating its first)."""
+    programs side by side (each padded to the most rows by repeating its first),
+    one numpy call per step of their :func:`verifier.expr.schedule`."""
     merged = merge(programs)
+    plan = schedule(merged.program)
     rows = max(p.shape[0] for p in points)
     columns = np.concatenate([np.concatenate([p, np.repeat(p[:1], rows - p.shape[0], axis=0)]) if p.shape[0] < rows else p
                               for p in points], axis=1)
-    values: list[np.ndarray] = []
+    values = evaluate_schedule(plan, columns)
+    return [values[o, : p.shape[0]] for o, p in zip(merged.outputs, points)]
+
+
+def evaluate_schedule(plan: Schedule, columns: np.ndarray) -> np.ndarray:
+    """Every node's float64 value (one row per node) at the rows of ``columns`` (one
+    column per variable)."""
+    values = np.empty((len(plan.variables) + len(plan.constants) + sum(len(s.nodes) for s in plan.steps), columns.shape[0]))
+    values[plan.variables] = columns[:, plan.columns].T
+    values[plan.constants] = plan.values[:, None]
     with np.errstate(all="ignore"):
-        for op, args, param in zip(merged.program.ops, merged.program.args, merged.program.params):
-            if op == "var":
-                values.append(columns[:, param])
-            elif op == "const":
-                values.append(np.full(rows, param))
-            else:
-                values.append(np.asarray(OPS[op].numpy(*(values[j] for j in args), param), dtype=float))
-    return [np.broadcast_to(values[o], (rows,))[: p.shape[0]] for o, p in zip(merged.outputs, points)]
+        for step in plan.steps:
+            values[step.nodes] = OPS[step.op].numpy(*(values[a] for a in step.args), step.param)
+    return values
 
 
 def _initial_step(x: np.ndarray) -> np.ndarray:
@@ -100,32 +106,38 @@ def central_differences_many(programs: Sequence[Program], points: Sequence[np.nd
     grids = [np.asarray(p, dtype=float).reshape(-1, len(program.variables)) for program, p in zip(programs, points)]
     if not grids:
         return []
-    # Entry (p, k) of a program is its point p with variable k moved: row-major order.
-    rows = [np.repeat(np.arange(g.shape[0]), g.shape[1]) for g in grids]
-    columns = [np.tile(np.arange(g.shape[1]), g.shape[0]) for g in grids]
-    bounds = np.cumsum([0] + [g.size for g in grids])
+    # Entry i is point p of its program with variable k moved, row-major in each program.
+    width, size = np.array([g.shape[1] for g in grids]), np.array([g.size for g in grids])
+    bounds = np.concatenate([[0], np.cumsum(size)])
+    owner = np.repeat(np.arange(len(grids)), size)
+    position = np.arange(bounds[-1]) - bounds[owner]
     x = np.concatenate([g.ravel() for g in grids])
-    floor = np.concatenate([np.asarray(f, dtype=float)[r] for f, r in zip(value_floors, rows)])
+    first_point = np.concatenate([[0], np.cumsum([g.shape[0] for g in grids])])
+    floor = np.concatenate([np.asarray(f, dtype=float).ravel() for f in value_floors] or [np.zeros(0)])
+    floor = floor[first_point[owner] + position // width[owner]] if x.size else x
     h = _initial_step(x)
     gradient, estimate, taken = np.full(x.shape, np.nan), np.full(x.shape, np.inf), h.copy()
     todo = np.ones(x.shape, dtype=bool)
     for attempt in range(RETRIES + 1):
-        busy = [b for b in range(len(grids)) if todo[bounds[b]:bounds[b + 1]].any()]
-        if not busy:
+        busy = np.flatnonzero(np.bincount(owner[todo], minlength=len(grids)))
+        if not busy.size:
             break
         # Every entry's moved coordinate, for each (fraction, sign) in turn.
         moved = np.stack([x + sign * fraction * h for fraction in _FRACTIONS for sign in (1.0, -1.0)])
-        shifted = []
-        for b in busy:
-            block = np.tile(grids[b][rows[b]], (len(moved), 1))
-            block[np.arange(len(block)), np.tile(columns[b], len(moved))] = moved[:, bounds[b]:bounds[b + 1]].ravel()
-            shifted.append(block)
-        values = forward_values_many([programs[b] for b in busy], shifted)
+        merged = merge([programs[b] for b in busy])
+        values = evaluate_schedule(schedule(merged.program), _moved_points(busy, width, size, bounds, x, moved))
+        # Entry i's differences: rows (2 * level) * n + i and (2 * level + 1) * n of
+        # its program's output, n being the program's number of entries.
+        which = np.full(len(grids), -1)
+        which[busy] = np.arange(busy.size)
+        mine = np.flatnonzero(which[owner] >= 0)
+        output = np.asarray(merged.outputs)[which[owner[mine]]]
+        n = size[owner[mine]]
         d = np.full((len(_FRACTIONS), x.size), np.nan)
         with np.errstate(all="ignore"):
-            for b, f in zip(busy, values):
-                pairs = f.reshape(len(_FRACTIONS), 2, -1)
-                d[:, bounds[b]:bounds[b + 1]] = pairs[:, 0] - pairs[:, 1]
+            for level in range(len(_FRACTIONS)):
+                plus = values[output, 2 * level * n + position[mine]]
+                d[level, mine] = plus - values[output, (2 * level + 1) * n + position[mine]]
             # Divide by the step actually taken, after rounding x +- h (an input a
             # narrow format holds as inf: inf - inf).
             d1, d2, d3 = (d[level] / ((x + fraction * h) - (x - fraction * h)) for level, fraction in enumerate(_FRACTIONS))
@@ -146,6 +158,21 @@ def central_differences_many(programs: Sequence[Program], points: Sequence[np.nd
     return [NumericResult(gradient=gradient[bounds[b]:bounds[b + 1]].reshape(g.shape),
                           estimate=estimate[bounds[b]:bounds[b + 1]].reshape(g.shape),
                           step=taken[bounds[b]:bounds[b + 1]].reshape(g.shape)) for b, g in enumerate(grids)]
+
+
+def _moved_points(busy: np.ndarray, width: np.ndarray, size: np.ndarray, bounds: np.ndarray, x: np.ndarray,
+                  moved: np.ndarray) -> np.ndarray:
+    """The points to evaluate the ``busy`` programs at, side by side (one column per
+    variable of each): row ``f * n + i`` of a program with ``n`` entries is its entry
+    ``i``'s point with the entry's variable moved to ``moved[f]``; the rows past
+    ``6 * n`` repeat its first."""
+    column_owner = np.repeat(busy, width[busy])
+    variable = np.arange(column_owner.size) - np.repeat(np.cumsum(width[busy]) - width[busy], width[busy])
+    n, w, base = size[column_owner], width[column_owner], bounds[column_owner]
+    rows = np.arange(len(moved) * n.max())[:, None]
+    row = np.where(rows < len(moved) * n, rows, 0)
+    f, entry = row // n, row % n
+    return np.where(entry % w == variable, moved[f, base + entry], x[base + (entry // w) * w + variable])
 
 
 def step_sweep(program: Program, point: Sequence[float], variable: int, steps: Sequence[float] | None = None) -> list[tuple[float, float, float]]:

@@ -43,7 +43,7 @@ from typing import Any, Sequence
 import mpmath
 import numpy as np
 
-from verifier.expr import Program, merge
+from verifier.expr import Program, Schedule, merge, schedule
 from verifier.local import local_rule, one_sided
 from verifier.formats import current as current_format
 from verifier.ops import OPS, Op
@@ -213,9 +213,6 @@ def _reverse(m: Any, program: Program, values: list[Any], locals_: list[tuple[An
             g[j] = g[j] + c
             if e is None:
                 continue
-            # How wrong the local derivative itself may be: its own rounding, and
-            # its inputs' noise moving it (through the second derivatives).
-            # A subnormal derivative may be flushed to zero: _tiny(), as for values.
             p = program.params[i]
             lost_args, unbounded = (lossy or {}).get(i, ((), False))
             if (k in lost_args and unbounded or (m is not np and not d < inf) or (exact is not None and _unbounded(d))
@@ -224,22 +221,37 @@ def _reverse(m: Any, program: Program, values: list[Any], locals_: list[tuple[An
                 # float64 holds an argument as inf (softsign' at x*x = inf: 0, or nan).
                 D = inf
             else:
-                D = spec.ulps * _u() * spec.grad_scales[k](m, argv, values[i], p) + _tiny()
-                D = D + sum(_moved(m.fabs(seconds[k * arity + q]), e[jq]) for q, jq in enumerate(args))
-                if _beyond_second_order(spec, p):  # the derivative p * x**(p - 1)
-                    D = _larger(m, D, abs(p) * _power_spread(m, argv[0], e[args[0]], p - 1.0))
+                D = _derivative_floor(m, spec, k, argv, values[i], p, seconds, [e[a] for a in args])
                 if k in lost_args:
                     D = D + m.fabs(d)  # an underflowed intermediate: all of it may be lost
             size = m.fabs(c)
             S[j] = S[j] + size
-            # (g + dg)(d + dD) - g d: first-order terms, and the product of the two
-            # errors, which is all there is where g and d are both exactly 0.
-            E[j] = E[j] + _times(m.fabs(d), E[i]) + _bound(m.fabs(g[i]), D) + _times(D, E[i]) + PRODUCT_ULPS * _u() * size + _tiny()
+            E[j] = E[j] + _contribution_floor(m, d, g[i], E[i], D, size)
             if exact is not None and k in formula_args:
                 E[j] = E[j] + _lost_term(spec, [exact[0][q] for q in args], exact[1][i], size)
             if m is not np and _unbounded(c):
                 E[j] = inf  # float64 holds this contribution as inf: the sum is inf or nan
     return g, E
+
+
+def _derivative_floor(m: Any, spec: Op, k: int, argv: list[Any], value: Any, p: Any, seconds: Sequence[Any], errors: Sequence[Any]) -> Any:
+    """How wrong an op's local derivative by its argument ``k`` may be: its own
+    rounding, and its inputs' noise (``errors``) moving it through the second
+    derivatives. A subnormal derivative may be flushed to zero: _tiny(), as for values."""
+    arity = len(argv)
+    D = spec.ulps * _u() * spec.grad_scales[k](m, argv, value, p) + _tiny()
+    D = D + sum(_moved(m.fabs(seconds[k * arity + q]), errors[q]) for q in range(arity))
+    if _beyond_second_order(spec, p):  # the derivative p * x**(p - 1)
+        D = _larger(m, D, abs(p) * _power_spread(m, argv[0], errors[0], p - 1.0))
+    return D
+
+
+def _contribution_floor(m: Any, d: Any, g: Any, E: Any, D: Any, size: Any) -> Any:
+    """The noise of one chain-rule contribution ``g * d`` (of magnitude ``size``) where
+    the adjoint ``g`` may be off by ``E`` and the local derivative ``d`` by ``D``:
+    (g + dg)(d + dD) - g d, first-order terms and the product of the two errors
+    (all there is where g and d are both exactly 0), and the product's rounding."""
+    return _times(m.fabs(d), E) + _bound(m.fabs(g), D) + _times(D, E) + PRODUCT_ULPS * _u() * size + _tiny()
 
 
 def _lost_term(spec: Op, argv: list[Any], adjoint: Any, size: Any) -> Any:
@@ -294,8 +306,9 @@ def sweep(program: Program, points: np.ndarray) -> Sweep:
 
 def sweep_many(programs: Sequence[Program], points: Sequence[np.ndarray]) -> list[Sweep]:
     """:func:`sweep` of each program at its own points, in one pass over the programs
-    side by side (:func:`verifier.expr.merge`) when they have as many points each:
-    the same numbers as one sweep per program, at a fraction of numpy's per-call cost.
+    side by side (:func:`verifier.expr.merge`) when they have as many points each,
+    one numpy call per step of their :func:`verifier.expr.schedule`: the same numbers
+    as one sweep per program, at a fraction of numpy's per-call cost.
     """
     points = [np.asarray(p, dtype=float).reshape(-1, len(program.variables)) for program, p in zip(programs, points)]
     if not points:
@@ -303,73 +316,100 @@ def sweep_many(programs: Sequence[Program], points: Sequence[np.ndarray]) -> lis
     if len({p.shape[0] for p in points}) > 1:
         return [sweep_many([program], [p])[0] for program, p in zip(programs, points)]
     merged = merge(programs)
-    program, owner = merged.program, merged.owner
+    program, plan = merged.program, schedule(merged.program)
     count = points[0].shape[0]
     columns = np.concatenate(points, axis=1)
-    values: list[Any] = []
-    locals_: list[tuple[Any, ...]] = []
-    e: list[Any] = []
-    # Per program and point; each node updates its own program's row.
-    finite = np.ones((len(programs), count), dtype=bool)
-    outside = np.zeros((len(programs), count), dtype=bool)
-    near = np.zeros((len(programs), count), dtype=bool)
+    # One row per node: its value, its noise floor, and whether it is finite, near a
+    # domain edge or a kink, or clearly outside the domain, at each point.
+    shape = (len(program), count)
+    values, e = np.empty(shape), np.zeros(shape)
+    finite, near, outside = np.ones(shape, dtype=bool), np.zeros(shape, dtype=bool), np.zeros(shape, dtype=bool)
+    values[plan.variables] = columns[:, plan.columns].T
+    e[plan.variables] = _u() * np.abs(values[plan.variables])  # an input may be off by an ulp
+    values[plan.constants] = plan.values[:, None]
+    locals_: list[tuple[np.ndarray, ...]] = []  # per step
     with np.errstate(all="ignore"):
-        for node, (op, args, param) in enumerate(zip(program.ops, program.args, program.params)):
-            if op in ("var", "const"):
-                value = columns[:, param].copy() if op == "var" else np.full(count, param)
-                values.append(value)
-                locals_.append(())
-                e.append(_u() * np.abs(value) if op == "var" else np.zeros(count))  # an input may be off by an ulp
-                continue
-            b = owner[node]
+        for step in plan.steps:
+            nodes, op, param = step.nodes, step.op, step.param
             spec = OPS[op]
-            argv = [values[j] for j in args]
-            noises = [e[j] for j in args]
+            argv = [values[a] for a in step.args]
+            noises = [e[a] for a in step.args]
             rule_of_op = local_rule(op, param)
+            bad_domain, close_to = np.zeros(argv[0].shape, dtype=bool), np.zeros(argv[0].shape, dtype=bool)
             for rule in spec.domain(param):
                 a, noise = rule.at(np, argv), rule.noise(np, argv, noises)
-                margin = rule.margin(a)
-                clear = (np.abs(margin) > NEAR * noise) | (noise == 0)  # an exact input is never "near"
+                clear = (np.abs(rule.margin(a)) > NEAR * noise) | (noise == 0)  # an exact input is never "near"
                 if rule.gradient_only:  # the value exists (sqrt at 0): not outside, but not clean
-                    near[b] |= ~clear | ~rule.holds(a)
+                    close_to |= ~clear | ~rule.holds(a)
                     continue
-                outside[b] |= clear & ~rule.holds(a) & ~np.isnan(a)
-                near[b] |= ~clear
+                bad_domain |= clear & ~rule.holds(a) & ~np.isnan(a)
+                close_to |= ~clear
             for kink in rule_of_op.kinks:
-                near[b] |= np.abs(kink.numpy(*argv)) <= NEAR * sum(np.abs(d) * n for d, n in zip(kink.slopes_numpy(*argv), noises))
-            value = np.asarray(spec.numpy(*argv, param), dtype=float)
+                close_to |= np.abs(kink.numpy(*argv)) <= NEAR * sum(np.abs(d) * n for d, n in zip(kink.slopes_numpy(*argv), noises))
+            value = np.broadcast_to(np.asarray(spec.numpy(*argv, param), dtype=float), argv[0].shape)
             derivatives = rule_of_op.numpy(*argv)
-            values.append(value)
-            locals_.append(derivatives)
-            e.append(_forward_floor(np, spec, argv, value, param, derivatives, [e[j] for j in args]))
-            if spec.monotone and (noisy := e[args[0]] > NONLINEAR_NOISE).any():
-                near[b] |= noisy & (_monotone_spread(spec.numpy, argv[0], e[args[0]], value, param) > LINEAR * e[-1])
+            floor = _forward_floor(np, spec, argv, value, param, derivatives, noises)
+            if spec.monotone and (noisy := noises[0] > NONLINEAR_NOISE).any():
+                close_to |= noisy & (_monotone_spread(spec.numpy, argv[0], noises[0], value, param) > LINEAR * floor)
+            ok = np.ones(argv[0].shape, dtype=bool)
             for x in (value, *derivatives):
-                finite[b] &= np.isfinite(x)
+                ok &= np.isfinite(x)
             for x in spec.intermediates(np, argv, param):
-                finite[b] &= np.isfinite(x) & ((x == 0) | (np.abs(x) >= _tiny()))
+                ok &= np.isfinite(x) & ((x == 0) | (np.abs(x) >= _tiny()))
             for x in spec.value_intermediates(np, argv, param):
-                finite[b] &= np.isfinite(x)
-        g, E = _reverse(np, program, values, locals_, e, outputs=merged.outputs)
-        # One array op per quantity, not per node.
-        node_owner = np.asarray(owner, dtype=np.intp)
-        stacked = {name: np.stack(xs) for name, xs in (("v", values), ("e", e), ("g", g), ("E", E))} if values else {}
-        if stacked:
-            bad = ~(np.isfinite(stacked["e"]) & np.isfinite(stacked["g"]) & np.isfinite(stacked["E"])
-                    & (np.abs(stacked["v"]) + stacked["e"] <= _max()) & (np.abs(stacked["g"]) + stacked["E"] <= _max()))
-            np.logical_and.at(finite, node_owner, ~bad)
-        out = []
-        for b, source in enumerate(programs):
-            slots = [merged.starts[b] + s for s in _gradient_nodes(source)]
-            shape = (count, len(source.variables))
-            out.append(Sweep(
-                value=values[merged.outputs[b]], value_floor=e[merged.outputs[b]],
-                gradient=np.stack([g[s] for s in slots], axis=1) if slots else np.zeros(shape),
-                gradient_floor=np.stack([E[s] for s in slots], axis=1) if slots else np.zeros(shape),
-                clean=finite[b] & ~outside[b] & ~near[b], outside=outside[b],
-                node_values=values[merged.starts[b]:merged.starts[b + 1]],
-            ))
+                ok &= np.isfinite(x)
+            values[nodes], e[nodes], locals_ = value, floor, locals_ + [derivatives]
+            finite[nodes], near[nodes], outside[nodes] = ok, close_to, bad_domain
+        g, E = _reverse_steps(program, plan, values, locals_, e, merged.outputs)
+        finite &= (np.isfinite(e) & np.isfinite(g) & np.isfinite(E)
+                   & (np.abs(values) + e <= _max()) & (np.abs(g) + E <= _max()))
+    # A point is clean for a program where all of its nodes are.
+    starts = list(merged.starts[:-1])
+    finite = np.logical_and.reduceat(finite, starts)
+    near = np.logical_or.reduceat(near, starts)
+    outside = np.logical_or.reduceat(outside, starts)
+    out = []
+    for b, source in enumerate(programs):
+        slots = [merged.starts[b] + s for s in _gradient_nodes(source)]
+        out.append(Sweep(
+            value=values[merged.outputs[b]], value_floor=e[merged.outputs[b]],
+            gradient=g[slots].T if slots else np.zeros((count, 0)),
+            gradient_floor=E[slots].T if slots else np.zeros((count, 0)),
+            clean=finite[b] & ~outside[b] & ~near[b], outside=outside[b],
+            node_values=list(values[merged.starts[b]:merged.starts[b + 1]]),
+        ))
     return out
+
+
+def _reverse_steps(program: Program, plan: Schedule, values: np.ndarray, locals_: Sequence[tuple[np.ndarray, ...]],
+                   e: np.ndarray, outputs: Sequence[int]) -> tuple[np.ndarray, np.ndarray]:
+    """:func:`_reverse` in float64 over the steps of a schedule (one row per node),
+    last step first: every user of a node is in a later step. Contributions to a node
+    add up in the order of its users' steps, which is the same alone and in a batch."""
+    users = np.array(program.users())
+    g, E = np.zeros_like(values), np.zeros_like(values)
+    S = np.zeros_like(values)  # sum of |contributions|: their summation rounds too
+
+    def summed(nodes: np.ndarray) -> None:
+        shared = nodes[users[nodes] > 1]
+        E[shared] = E[shared] + ((users[shared] - 1) * _u())[:, None] * S[shared]
+
+    g[list(outputs)] = 1.0
+    for step, derivatives in zip(reversed(plan.steps), reversed(locals_)):
+        summed(step.nodes)
+        spec, p, arity = OPS[step.op], step.param, len(step.args)
+        argv, errors = [values[a] for a in step.args], [e[a] for a in step.args]
+        adjoint, adjoint_floor, value = g[step.nodes], E[step.nodes], values[step.nodes]
+        for k, a in enumerate(step.args):
+            d = derivatives[k]
+            c = adjoint * d
+            np.add.at(g, a, c)
+            size = np.abs(c)
+            np.add.at(S, a, size)
+            D = _derivative_floor(np, spec, k, argv, value, p, derivatives[arity:], errors)
+            np.add.at(E, a, _contribution_floor(np, d, adjoint, adjoint_floor, D, size))
+    summed(np.concatenate([plan.variables, plan.constants]))
+    return g, E
 
 
 # -- the exact reference at one point ----------------------------------------------------
