@@ -171,9 +171,10 @@ def _larger(m: Any, a: Any, b: Any) -> Any:
 
 def _reverse(m: Any, program: Program, values: list[Any], locals_: list[tuple[Any, ...]], e: list[Any] | None,
              overrides: dict[int, tuple[Any, ...]] | None = None, *, lossy: dict[int, tuple[tuple[int, ...], bool]] | None = None,
-             exact: tuple[list[Any], list[Any]] | None = None, outputs: Sequence[int] = (-1,)) -> tuple[list[Any], list[Any]]:
-    """Adjoints ``g`` and (unless ``e`` is None) their noise floors ``E`` for every node
-    (of the last node, or of each of ``outputs``: programs side by side).
+             exact: tuple[list[Any], list[Any]] | None = None) -> tuple[list[Any], list[Any]]:
+    """Adjoints ``g`` of the output and (unless ``e`` is None) their noise floors ``E``
+    for every node, at one point: in mpmath, or with floors in floats (``m`` is
+    :data:`FLOATS`). The float64 sweep has its own vectorised pass, :func:`_reverse_steps`.
 
     Args:
         lossy: node -> ``(arguments, unbounded)``: the arguments whose local
@@ -185,13 +186,12 @@ def _reverse(m: Any, program: Program, values: list[Any], locals_: list[tuple[An
             underflow (micrograd's ``a * g`` in ``a / b``).
     """
     n = len(program)
-    zero = np.zeros_like(values[-1], dtype=float) if m is np else (mpmath.mpf(0) if m is mpmath else 0.0)
+    zero = mpmath.mpf(0) if m is mpmath else 0.0
     inf = mpmath.inf if m is mpmath else math.inf
     g: list[Any] = [zero] * n
     E: list[Any] = [zero] * n
     S: list[Any] = [zero] * n  # sum of |contributions|: their summation rounds too
-    for o in outputs:
-        g[o] = zero + 1
+    g[-1] = zero + 1
     users = program.users()
     for i in range(n - 1, -1, -1):
         if users[i] > 1:
@@ -215,7 +215,7 @@ def _reverse(m: Any, program: Program, values: list[Any], locals_: list[tuple[An
                 continue
             p = program.params[i]
             lost_args, unbounded = (lossy or {}).get(i, ((), False))
-            if (k in lost_args and unbounded or (m is not np and not d < inf) or (exact is not None and _unbounded(d))
+            if (k in lost_args and unbounded or not d < inf or (exact is not None and _unbounded(d))
                     or exact is not None and any(_unbounded(exact[0][args[q]]) for q in local_rule(spec.name, p).depends[k])):
                 # No float64 formula gives this derivative, float64 holds it as inf, or
                 # float64 holds an argument as inf (softsign' at x*x = inf: 0, or nan).
@@ -229,7 +229,7 @@ def _reverse(m: Any, program: Program, values: list[Any], locals_: list[tuple[An
             E[j] = E[j] + _contribution_floor(m, d, g[i], E[i], D, size)
             if exact is not None and k in formula_args:
                 E[j] = E[j] + _lost_term(spec, [exact[0][q] for q in args], exact[1][i], size)
-            if m is not np and _unbounded(c):
+            if _unbounded(c):
                 E[j] = inf  # float64 holds this contribution as inf: the sum is inf or nan
     return g, E
 
