@@ -267,7 +267,8 @@ def test_a_floor_near_the_largest_float_gives_no_overflow_warning() -> None:
     from verifier.reference import Sweep
 
     ref = Sweep(value=np.array([1.0]), value_floor=np.array([1e308]), gradient=np.array([[2.0]]),
-                gradient_floor=np.array([[1e308]]), clean=np.array([True]), outside=np.array([False]), node_values=[])
+                gradient_floor=np.array([[1e308]]), clean=np.array([True]), outside=np.array([False]), finite=np.array([True]),
+                node_values=[])
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         assert close_to_sweep(ref, 0, 1e300, [1e300])

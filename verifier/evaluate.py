@@ -140,7 +140,6 @@ def _judge_first(report: CaseReport, host: Any, program: Program, points: np.nda
     nvars = len(program.variables)
     close = _close_points(ref, outcomes)
     for p, outcome in enumerate(outcomes):
-        clean = bool(ref.clean[p])
         if close[p]:
             report.counts["defined"] += 1
             report.judged["value", JUDGED] += 1
@@ -149,15 +148,15 @@ def _judge_first(report: CaseReport, host: Any, program: Program, points: np.nda
         # The class of a point is the sweep's where it found it clean or clearly
         # outside the domain, the exact reference's elsewhere: never a function of
         # the engine's answer.
-        if ref.outside[p]:
+        outside = bool(ref.outside[p])
+        if outside:
             report.counts["outside-domain"] += 1
             report.judged["value", "outside-domain"] += 1
             report.judged["partial", "outside-domain"] += nvars
             if outcome.status == "exception" or not finite_or_complex(outcome.value):
                 continue  # raising, nan and inf are all fine there: no need for the truth
-            truth = truths[p] = exact(program, points[p])
-        else:
-            truth = truths[p] = exact(program, points[p], classify=not clean)
+        truth = _truth(truths, program, points, ref, p)
+        if not outside:
             report.counts[truth.status] += 1
             report.judged["value", truth.value_status] += 1
             report.judged.update(("partial", s) for s in truth.gradient_status)
@@ -206,7 +205,7 @@ def _truth(truths: dict[int, PointReference], program: Program, points: np.ndarr
     """Point ``p``'s exact reference, classified as the judge classifies it, computed
     once per case (kept in ``truths``)."""
     if p not in truths:
-        truths[p] = exact(program, points[p], classify=not ref.clean[p])
+        truths[p] = exact(program, points[p], classify=not ref.clean[p], floats=bool(ref.finite[p]))
     return truths[p]
 
 

@@ -308,14 +308,16 @@ def _build(engine: type, program: Program, point: Sequence[float]) -> tuple[list
     return build(engine, program, leaves), leaves
 
 
-def _evaluate(engine: type, program: Program, point: Sequence[float], record: bool) -> EngineOutcome:
+def _evaluate(engine: type, program: Program, point: Sequence[float], record: bool) -> tuple:
+    """One point's outcome, in plain form (:meth:`EngineOutcome.to_tuple`)."""
     stage, built, value = "forward", [], None
     try:
         built, leaves = _build(engine, program, point)
         out = built[-1]
         value = _read(out, "data")
         if value is None:
-            return EngineOutcome("invalid", None, None, f"output .data is {_describe_result(getattr(out, 'data', None))}, not a number", stage, program.output)
+            return EngineOutcome("invalid", None, None, f"output .data is {_describe_result(getattr(out, 'data', None))}, not a number",
+                                 stage, program.output).to_tuple()
         stage = "backward"
         out.backward()
         gradient = tuple(_read(leaf, "grad") for leaf in leaves)
@@ -323,11 +325,13 @@ def _evaluate(engine: type, program: Program, point: Sequence[float], record: bo
         raise
     except BaseException as error:  # noqa: BLE001 - SystemExit from a hostile engine too
         if type(error) is _Junk:  # not isinstance: an engine's exception may fake its __class__
-            return EngineOutcome("invalid", value, None, str(error), stage, _node_of(error), *_nodes(built, record))
-        return EngineOutcome("exception", value, None, describe_error(error), stage, _node_of(error), *_nodes(built, record))
+            return EngineOutcome("invalid", value, None, str(error), stage, _node_of(error), *_nodes(built, record)).to_tuple()
+        return EngineOutcome("exception", value, None, describe_error(error), stage, _node_of(error), *_nodes(built, record)).to_tuple()
     if any(g is None for g in gradient):
-        return EngineOutcome("invalid", value, gradient, ".grad of a leaf is not a number", stage, None, *_nodes(built, record))
-    return EngineOutcome("ok", value, gradient, "", "", None, *_nodes(built, record))
+        return EngineOutcome("invalid", value, gradient, ".grad of a leaf is not a number", stage, None, *_nodes(built, record)).to_tuple()
+    # Every number here came through _read (or is the program's own float): plain
+    # already, so the usual answer skips to_tuple's copying.
+    return ("ok", value, gradient, "", "", None, *_nodes(built, record), None, None, "", "")
 
 
 def _node_of(error: BaseException) -> int | None:
@@ -422,7 +426,7 @@ def run_plain(engine: type, program: Program, points: Sequence[Sequence[float]],
               order: int = 1, forward: bool = False) -> list[tuple]:
     """:func:`run`, each outcome in its plain form (:meth:`EngineOutcome.to_tuple`):
     what a sandbox sends."""
-    outcomes = (_evaluate(engine, program, point, record) for point in points)
+    outcomes = [_evaluate(engine, program, point, record) for point in points]
     if order >= 2 or forward:
-        outcomes = (_higher(o, engine, program, p, order, forward) for o, p in zip(outcomes, points))
-    return [o.to_tuple() for o in outcomes]
+        outcomes = [_higher(EngineOutcome.from_tuple(o), engine, program, p, order, forward).to_tuple() for o, p in zip(outcomes, points)]
+    return outcomes
