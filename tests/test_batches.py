@@ -132,3 +132,27 @@ def test_batches_repeat_few_cases(seed: int) -> None:
         pass
     distinct = {(str(c.expr), c.points.tobytes()) for c in drawn}
     assert len(drawn) > 500 and len(distinct) >= 0.95 * len(drawn)
+
+
+def test_a_shard_judges_each_case_once(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Hypothesis draws some chunks again in later examples (8% of a shard's cases
+    were repeats); a shard judges a case it has seen once."""
+    import threading
+
+    from engine import Value
+    from verifier import explore
+
+    judged: list[list[bytes]] = []
+    real = explore._batch_signatures
+
+    def recording(host, batch, oracles, prefer=None):
+        judged[-1].extend(case.source for case in batch)
+        return real(host, batch, oracles, prefer)
+
+    monkeypatch.setattr(explore, "_batch_signatures", recording)
+    config = explore._Config(None, ("add", "mul", "tanh", "exp"), 0, 10.0, 8, 8, None)
+    for shard in range(4):
+        judged.append([])
+        result = explore._explore(InProcess(Value), config, shard, 1000, threading.Event())
+        assert result.examples == len(judged[-1]) == 100
+        assert len(set(judged[-1])) == 100

@@ -63,7 +63,7 @@ from verifier.strategies import Case, case_batches, cases
 from verifier.unsteady import answer, answer_in, answer_text, differ, unsteady_blame
 
 SHARD_SIZE = 100
-BATCH_SIZE = 8  # a Hypothesis example is up to 8 lists of up to 8 cases
+BATCH_SIZE = 8  # a Hypothesis example is up to 4 chunks of 8 cases
 JUDGE_SIZE = 100  # cases judged together (from several examples)
 SHRINK_CALLS = 400  # predicate calls a shrink may spend before settling for the best so far
 
@@ -247,6 +247,7 @@ def _explore(host: Any, config: _Config, shard: int, requested: int, stop: Any, 
     quota = _shard_examples(requested, shard)
 
     pending: list[Case] = []  # drawn, not yet judged
+    drawn: set[bytes] = set()  # every case's bytes: Hypothesis draws some cases again
 
     def judge_pending() -> None:
         todo = [(result.examples + k, case) for k, case in enumerate(pending)]
@@ -266,7 +267,9 @@ def _explore(host: Any, config: _Config, shard: int, requested: int, stop: Any, 
     def predicate(batch: list[Case]) -> bool:
         if _stop_requested(config, stop):
             raise _Stop()
-        pending.extend(batch[: quota - result.examples - len(pending)])
+        fresh = [case for case in batch if case.source not in drawn]
+        pending.extend(fresh[: quota - result.examples - len(pending)])
+        drawn.update(case.source for case in pending)
         # Judged JUDGE_SIZE at a time, across Hypothesis examples: the oracles cost
         # less per case the more cases they see at once.
         if len(pending) >= JUDGE_SIZE or result.examples + len(pending) >= quota:
@@ -278,8 +281,9 @@ def _explore(host: Any, config: _Config, shard: int, requested: int, stop: Any, 
     strategy = case_batches(ops=config.ops, max_leaves=config.max_leaves, count=config.count, size=BATCH_SIZE)
     try:
         # The quota ends the shard (_Done), unless the space of cases runs out first.
-        # Hypothesis draws its first tenth of max_examples small (a case or two); a
-        # batch holds about 10 cases, so a quarter of a large quota is plenty.
+        # Hypothesis draws its first tenth of max_examples small (one chunk, mostly
+        # zero bytes: a case or two); a batch holds about 14 cases, so a quarter of
+        # a large quota is plenty.
         find(strategy, predicate, settings=_hypothesis(max(min(quota, 40), quota // 4)), random=random.Random(_shard_seed(config.seed, shard)))
     except (NoSuchExample, Unsatisfiable, _Done):
         judge_pending()  # the space of cases ran out first

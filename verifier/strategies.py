@@ -272,20 +272,30 @@ def cases(*, ops: Sequence[str] | None = None, variables: int | Sequence[str] = 
 
 def case_batches(*, ops: Sequence[str] | None = None, variables: int | Sequence[str] = 3, max_leaves: int = 8, count: int = 8,
                  size: int = 8) -> st.SearchStrategy[list[Case]]:
-    """Batches of cases (as :func:`cases` draws them), decoded together: up to
-    ``size`` lists of up to ``size`` cases each. A campaign judges a batch at once,
-    and Hypothesis shrinks a failing batch by deleting the cases it does not need,
-    down to the one that fails. (Lists of lists: Hypothesis's lists average about
-    six elements whatever their largest size, and bigger batches cost less per case.)"""
+    """Batches of distinct cases (as :func:`cases` draws them), decoded together:
+    up to four chunks of ``size`` cases each. A campaign judges a batch at once, and
+    Hypothesis shrinks a failing batch down to the case that fails.
+
+    A chunk is one byte string holding ``size`` cases: drawn that way rather than
+    as a list of cases, Hypothesis takes about half the time per case (0.076
+    against 0.135 ms, measured). Shrinking zeroes the bytes of the cases a
+    failure does not need; a zero case (the simplest) is left out of any batch
+    that holds another one.
+    """
     layout = _layout(ops, variables, max_leaves, count)
     _check("size", size, isinstance(size, int) and 1 <= size <= 100, "an int in [1, 100]")
-    blob = st.binary(min_size=layout.size, max_size=layout.size)
-    # Unique lists: Hypothesis's mutator (which copies a part of an example over
-    # another part drawn by the same strategy) leaves their elements alone, so a
-    # batch does not judge the same case twice.
-    groups = st.lists(blob, min_size=1, max_size=size, unique=True)
-    return st.lists(groups, min_size=1, max_size=size, unique_by=tuple).map(
-        lambda lists: layout.decode([b for group in lists for b in group]))
+    zero = bytes(layout.size)
+
+    def split(chunks: list[bytes]) -> list[Case]:
+        blobs = list(dict.fromkeys(chunk[k * layout.size:(k + 1) * layout.size] for chunk in chunks for k in range(size)))
+        return layout.decode([blob for blob in blobs if blob != zero] or blobs)
+
+    # Unique chunks: Hypothesis's mutator (which copies a part of an example over
+    # another part drawn by the same strategy) leaves them alone, so a batch does
+    # not judge the same cases twice. At most four: past 8 KB of bytes an example
+    # overruns Hypothesis's buffer and is drawn again.
+    chunk = st.binary(min_size=size * layout.size, max_size=size * layout.size)
+    return st.lists(chunk, min_size=1, max_size=4, unique=True).map(split)
 
 
 @dataclass(frozen=True)

@@ -244,7 +244,7 @@ EDGE_MUTANTS: tuple[EdgeMutant, ...] = (
        "subnormal input",
        [("Value(self.data if self.data > 0 else 0.0, (self,), 'relu')",
          f"Value(self.data if self.data >= {DBL_MIN} else 0.0, (self,), 'relu')  # denormals are zero")],
-       {G, V}, "relu", lambda x: x.relu(), (1e-310,)),
+       {G, V}, "relu", lambda x: x.relu(), (1e-310,), ops=("relu", "add")),
     _e("sqrt_newton_stops_early_on_subnormals",
        "sqrt by Newton's method stopping at |s*s - x| <= 5e-16*x: too coarse for deep subnormals (sqrt(1e-320) off by 2e-5), never met at DBL_MAX",
        "subnormal input",
