@@ -4,8 +4,9 @@
 The examples are split into fixed shards, each explored by Hypothesis from its own
 seed (derived from the campaign's seed), so a run is the same whether its shards
 run one after another or on N workers. Each Hypothesis example is a batch of cases
-(:func:`verifier.strategies.case_batches`), judged together
-(:func:`verifier.evaluate.judge_cases`). Exploring records the first case of every
+(:func:`verifier.strategies.case_batches`); a shard judges each case once, 100 at
+a time (:func:`verifier.evaluate.judge_cases`: each oracle evaluates them side by
+side, at a fraction of the cost per case). Exploring records the first case of every
 distinct finding (its *signature*: kind, backend, blamed op). Then each signature
 is shrunk once: Hypothesis starts from that case's own bytes (seeded by its shard,
 so the same everywhere) and shrinks it to the smallest expression and simplest
