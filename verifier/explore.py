@@ -268,9 +268,9 @@ def _explore(host: Any, config: _Config, shard: int, requested: int, stop: Any, 
     def predicate(batch: list[Case]) -> bool:
         if _stop_requested(config, stop):
             raise _Stop()
-        fresh = [case for case in batch if case.source not in drawn]
-        pending.extend(fresh[: quota - result.examples - len(pending)])
-        drawn.update(case.source for case in pending)
+        fresh = [case for case in batch if case.source not in drawn][: quota - result.examples - len(pending)]
+        drawn.update(case.source for case in fresh)
+        pending.extend(fresh)
         # Judged JUDGE_SIZE at a time, across Hypothesis examples: the oracles cost
         # less per case the more cases they see at once.
         if len(pending) >= JUDGE_SIZE or result.examples + len(pending) >= quota:

@@ -410,6 +410,7 @@ class Schedule:
     batch: a program's numbers are the same alone and side by side, to the bit.
     """
 
+    size: int  # the program's nodes
     variables: np.ndarray  # the var nodes
     columns: np.ndarray  # the variable each reads
     constants: np.ndarray  # the const nodes
@@ -443,6 +444,7 @@ def _schedule(program: Program) -> Schedule:
         steps.append(Step(key[1], program.params[nodes[0]], np.array(nodes, dtype=np.intp),
                           tuple(np.array([program.args[i][k] for i in nodes], dtype=np.intp) for k in range(len(program.args[nodes[0]])))))
     return Schedule(
+        size=len(program),
         variables=np.array([i for i, op, _ in leaves if op == "var"], dtype=np.intp),
         columns=np.array([p for _, op, p in leaves if op == "var"], dtype=np.intp),
         constants=np.array([i for i, op, _ in leaves if op == "const"], dtype=np.intp),

@@ -67,7 +67,7 @@ def forward_values_many(programs: Sequence[Program], points: Sequence[np.ndarray
 def evaluate_schedule(plan: Schedule, columns: np.ndarray) -> np.ndarray:
     """Every node's float64 value (one row per node) at the rows of ``columns`` (one
     column per variable)."""
-    values = np.empty((len(plan.variables) + len(plan.constants) + sum(len(s.nodes) for s in plan.steps), columns.shape[0]))
+    values = np.empty((plan.size, columns.shape[0]))
     values[plan.variables] = columns[:, plan.columns].T
     values[plan.constants] = plan.values[:, None]
     with np.errstate(all="ignore"):

@@ -361,8 +361,9 @@ def sweep_many(programs: Sequence[Program], points: Sequence[np.ndarray]) -> lis
                 ok &= np.isfinite(x) & ((x == 0) | (np.abs(x) >= _tiny()))
             for x in spec.value_intermediates(np, argv, param):
                 ok &= np.isfinite(x)
-            values[nodes], e[nodes], locals_ = value, floor, locals_ + [derivatives]
+            values[nodes], e[nodes] = value, floor
             finite[nodes], near[nodes], outside[nodes] = ok, close_to, bad_domain
+            locals_.append(derivatives)
         g, E = _reverse_steps(program, plan, values, locals_, e, merged.outputs)
         finite &= (np.isfinite(e) & np.isfinite(g) & np.isfinite(E)
                    & (np.abs(values) + e <= _max()) & (np.abs(g) + E <= _max()))

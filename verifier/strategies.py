@@ -66,6 +66,7 @@ _TINY_POWERS = np.array([10.0 ** -(4 + k) for k in range(297)])  # 1e-4 .. 1e-30
 _HUGE_POWERS = np.array([10.0 ** (10 + k) for k in range(291)])  # 1e10 .. 1e300
 _SUBNORMAL_POWERS = np.array([2.0 ** -(1023 + k) for k in range(51)])  # 1.1e-308 .. 8.9e-324
 STEP_BYTES = 5  # bytes of one expression slot: op, two arguments, constant, exponent
+_EXAMPLE_BYTES = 6000  # a batch's bytes at most (Hypothesis's buffer is 8 KB)
 
 
 def _check(name: str, value: object, ok: bool, expected: str, hint: str = "") -> None:
@@ -291,11 +292,11 @@ def case_batches(*, ops: Sequence[str] | None = None, variables: int | Sequence[
         return layout.decode([blob for blob in blobs if blob != zero] or blobs)
 
     # Unique chunks: Hypothesis's mutator (which copies a part of an example over
-    # another part drawn by the same strategy) leaves them alone, so a batch does
-    # not judge the same cases twice. At most four: past 8 KB of bytes an example
-    # overruns Hypothesis's buffer and is drawn again.
+    # another part drawn by the same strategy) cannot copy one over another, so a
+    # batch does not judge the same cases twice. At most four, and a few KB: past
+    # 8 KB an example overruns Hypothesis's buffer and is drawn again.
     chunk = st.binary(min_size=size * layout.size, max_size=size * layout.size)
-    return st.lists(chunk, min_size=1, max_size=4, unique=True).map(split)
+    return st.lists(chunk, min_size=1, max_size=max(1, min(4, _EXAMPLE_BYTES // (size * layout.size))), unique=True).map(split)
 
 
 @dataclass(frozen=True)
