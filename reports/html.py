@@ -167,7 +167,8 @@ def _page(report: Mapping[str, Any], json_path: str | None) -> dict[str, Any]:
     }
     errors, warnings, oracle = groups["discrepancies"], groups["warnings"], groups["oracle_findings"]
     judged = _dict(summary.get("judged"))
-    verdict = verdict_banner(errors, warnings, oracle, examples, judged, str(report.get("nothing_judged") or ""))
+    number_format = str(_dict(report.get("settings")).get("dtype") or "float64")
+    verdict = verdict_banner(errors, warnings, oracle, examples, judged, str(report.get("nothing_judged") or ""), number_format)
     stopped = str(report.get("stopped") or "completed")
     findings = errors + warnings + oracle
     by_op = []
@@ -215,7 +216,7 @@ def _page(report: Mapping[str, Any], json_path: str | None) -> dict[str, Any]:
         "conventions": [str(c) for c in _list(report.get("conventions"))],
         "definitions": definition_views(report),
         "points": [(str(k), v) for k, v in _dict(summary.get("points")).items()],
-        "judged": judged_rows(judged),
+        "judged": judged_rows(judged, number_format),
         "oracle_notes": [(str(k), v) for k, v in _dict(summary.get("oracle_notes")).items()],
         "errors": errors,
         "warnings": warnings,

@@ -77,13 +77,21 @@ def judged_short(judged: Mapping[str, Any]) -> str | None:
     return (", ".join(parts[:-1]) + " and " + parts[-1] if len(parts) > 1 else parts[0]) + " judged" if parts else None
 
 
-def judged_sentence(judged: Mapping[str, Any]) -> str | None:
+def _in_format(text: str, number_format: str) -> str:
+    """A reason's words for a campaign in ``number_format`` (the judge's noise model
+    and what counts as representable are the engine's format's, not float64's)."""
+    return text.replace("float64", number_format)
+
+
+def judged_sentence(judged: Mapping[str, Any], number_format: str = "float64") -> str | None:
     """What was judged and, by reason, what was not; None if not recorded.
 
     Example:
         >>> judged_sentence({"values": {"judged": 9, "outside-domain": 1},
         ...                  "partials": {"judged": 18, "outside-domain": 1, "undefined": 1}})
         '9 of 10 values and 18 of 20 partial derivatives judged; not judged: outside the domain: 1 value, 1 partial; undefined derivative: 1 partial.'
+        >>> judged_sentence({"values": {"judged": 9, "not-representable": 1}}, "float32")
+        '9 of 10 values judged; not judged: beyond float32: 1 value.'
     """
     short = judged_short(judged)
     if short is None:
@@ -94,7 +102,7 @@ def judged_sentence(judged: Mapping[str, Any]) -> str | None:
     parts = []
     for reason in reasons:
         counts = [plural(c[reason], word, words) for c, word, words in each if c.get(reason)]
-        parts.append(f"{SHORT_REASONS.get(reason, reason)}: {', '.join(counts)}")
+        parts.append(f"{_in_format(SHORT_REASONS.get(reason, reason), number_format)}: {', '.join(counts)}")
     return short + ("; not judged: " + "; ".join(parts) + "." if parts else "; nothing left unjudged.")
 
 
@@ -129,7 +137,7 @@ BELOW = ", each finding with its blamed op and a reproducer below"  # on the pag
 
 
 def verdict_banner(errors: list[dict], warnings: list[dict], oracle: list[dict], examples: Any,
-                   judged: Mapping[str, Any], nothing_judged: str = "") -> dict[str, Any]:
+                   judged: Mapping[str, Any], nothing_judged: str = "", number_format: str = "float64") -> dict[str, Any]:
     """The banner: its colour, the headline (naming the ops at fault) and one line more."""
     others = []
     if warnings and errors:
@@ -146,8 +154,8 @@ def verdict_banner(errors: list[dict], warnings: list[dict], oracle: list[dict],
         why = nothing_judged or "no value or partial derivative could be judged"
         return {"css": "warning", "count": f"Nothing judged in {plural(examples, 'example')}", "ops": [],
                 "text": f"Nothing judged in {plural(examples, 'example')}",
-                "detail": f"{why}; not a pass" + (": " + judged_sentence(judged) if judged_sentence(judged) else ".")}
-    sentence = judged_sentence(judged)
+                "detail": f"{why}; not a pass" + (": " + judged_sentence(judged, number_format) if judged_sentence(judged) else ".")}
+    sentence = judged_sentence(judged, number_format)
     text = f"No discrepancies in {examples} examples"
     detail = ("no discrepancy: " + sentence) if sentence else "every value and gradient agreed with the exact reference"
     if oracle:
@@ -166,13 +174,13 @@ UNJUDGED_REASONS = {
 }
 
 
-def judged_rows(judged: Mapping[str, Any]) -> list[dict[str, Any]]:
+def judged_rows(judged: Mapping[str, Any], number_format: str = "float64") -> list[dict[str, Any]]:
     """Rows of the "what was judged" table: values, partial derivatives, Hessian entries."""
     rows = []
     for key, _, label, _ in QUANTITIES:
         counts = _counts(judged, key)
         if not counts:
             continue
-        reasons = [(UNJUDGED_REASONS.get(str(k), str(k)), v) for k, v in counts.items() if k != "judged" and v]
+        reasons = [(_in_format(UNJUDGED_REASONS.get(str(k), str(k)), number_format), v) for k, v in counts.items() if k != "judged" and v]
         rows.append({"label": label, "judged": counts.get("judged", 0), "total": sum(v for v in counts.values() if isinstance(v, int)), "reasons": reasons})
     return rows

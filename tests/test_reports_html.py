@@ -273,6 +273,18 @@ def test_the_clean_verdict_counts_with_separators_and_a_report_without_counts():
     assert "every value and gradient agreed with the exact reference" in render_html(minimal())  # nothing recorded
 
 
+def test_what_was_not_judged_is_said_in_the_campaigns_number_format():
+    """A float32 campaign judges in float32: beyond float32, not float64."""
+    judged = {"values": {"judged": 90, "not-representable": 4, "noise-beyond-float64": 6},
+              "partials": {"judged": 95, "ill-conditioned": 5}}
+    for dtype, shown, hidden in (("float32", "float32", "float64"), (None, "float64", "float32")):
+        settings = {"dtype": dtype} if dtype else {}
+        page = render_html(minimal(examples=100, settings=settings, summary={"judged": judged}))
+        assert f"beyond {shown}: 4 values" in page and f"noise beyond {shown}: 6 values" in page
+        assert f"within {shown} noise of a domain edge" in page  # the "what was judged" table
+        assert f"beyond {hidden}" not in page and f"within {hidden} noise" not in page
+
+
 def test_nothing_judged_is_not_an_all_clear():
     report = minimal(summary={"judged": {"values": {"judged": 0, "outside-domain": 40}, "partials": {"judged": 0, "outside-domain": 40}}})
     page = render_html(report)

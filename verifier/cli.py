@@ -350,7 +350,7 @@ def _summary(console: Any, result: Any, json_path: Path | None, report_path: Pat
                       + (f" ({plural(len(result.warnings), 'warning')})" if result.warnings else "") + ".")
     from reports.verdict import judged_sentence
 
-    judged = judged_sentence(result.judged or {}) if not result.unjudged else None
+    judged = judged_sentence(result.judged or {}, str(result.settings.get("dtype") or "float64")) if not result.unjudged else None
     if judged:
         console.print(_plain(judged[:1].upper() + judged[1:]))
     for label, path in (("JSON", json_path), ("report", report_path)):
