@@ -47,7 +47,7 @@ def _same(a, b) -> bool:
 def test_merged_programs_keep_their_own_nodes_variables_and_outputs() -> None:
     m = merge(PROGRAMS[:2])
     assert m.program.variables == ("0:x", "0:y", "1:x")
-    assert m.outputs == (2, 4) and m.starts == (0, 3, 5) and m.owner == (0, 0, 0, 1, 1)
+    assert m.outputs == (2, 4) and m.starts == (0, 3, 5)
     assert m.program.args[4] == (3,) and m.program.params[3] == 2  # log reads its own x: variable 2
 
 

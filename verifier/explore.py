@@ -4,9 +4,9 @@
 The examples are split into fixed shards, each explored by Hypothesis from its own
 seed (derived from the campaign's seed), so a run is the same whether its shards
 run one after another or on N workers. Each Hypothesis example is a batch of cases
-(:func:`verifier.strategies.case_batches`); a shard judges each case once, 100 at
-a time (:func:`verifier.evaluate.judge_cases`: each oracle evaluates them side by
-side, at a fraction of the cost per case). Exploring records the first case of every
+(:func:`verifier.strategies.case_batches`); a shard judges each case once, all of
+them together (:func:`verifier.evaluate.judge_cases`: each oracle evaluates them side
+by side, at a fraction of the cost per case). Exploring records the first case of every
 distinct finding (its *signature*: kind, backend, blamed op). Then each signature
 is shrunk once: Hypothesis starts from that case's own bytes (seeded by its shard,
 so the same everywhere) and shrinks it to the smallest expression and simplest
@@ -65,7 +65,6 @@ from verifier.unsteady import answer, answer_in, answer_text, differ, unsteady_b
 
 SHARD_SIZE = 100
 BATCH_SIZE = 8  # a Hypothesis example is up to 4 chunks of 8 cases
-JUDGE_SIZE = 100  # cases judged together (from several examples)
 SHRINK_CALLS = 400  # predicate calls a shrink may spend before settling for the best so far
 
 Signature = tuple[str, str, Any, str]  # kind, backend, blamed op, severity
@@ -271,9 +270,9 @@ def _explore(host: Any, config: _Config, shard: int, requested: int, stop: Any, 
         fresh = [case for case in batch if case.source not in drawn][: quota - result.examples - len(pending)]
         drawn.update(case.source for case in fresh)
         pending.extend(fresh)
-        # Judged JUDGE_SIZE at a time, across Hypothesis examples: the oracles cost
-        # less per case the more cases they see at once.
-        if len(pending) >= JUDGE_SIZE or result.examples + len(pending) >= quota:
+        # The shard's cases are judged together once its quota is drawn (across
+        # Hypothesis examples): the oracles cost less per case the more they see at once.
+        if result.examples + len(pending) >= quota:
             judge_pending()
         if result.examples >= quota:
             raise _Done()

@@ -342,14 +342,12 @@ class Merged:
         program: the nodes of every program in turn (variables renamed apart).
         outputs: each program's output node.
         starts: where each program's nodes begin (and, last, the end).
-        owner: the program of every node.
         variable_starts: where each program's variables begin in ``program.variables``.
     """
 
     program: Program
     outputs: tuple[int, ...]
     starts: tuple[int, ...]
-    owner: tuple[int, ...]
     variable_starts: tuple[int, ...]
 
 
@@ -370,7 +368,7 @@ def _merge(programs: tuple[Program, ...]) -> Merged:
     args: list[tuple[int, ...]] = []
     params: list[Any] = []
     variables: list[str] = []
-    outputs, starts, owner, variable_starts = [], [], [], []
+    outputs, starts, variable_starts = [], [], []
     for b, program in enumerate(programs):
         base, vbase = len(ops), len(variables)
         starts.append(base)
@@ -379,12 +377,11 @@ def _merge(programs: tuple[Program, ...]) -> Merged:
         ops.extend(program.ops)
         args.extend(tuple(base + a for a in node_args) for node_args in program.args)
         params.extend(vbase + p if op == "var" else p for op, p in zip(program.ops, program.params))
-        owner.extend([b] * len(program))
         outputs.append(len(ops) - 1)
     starts.append(len(ops))
     variable_starts.append(len(variables))
     return Merged(Program(tuple(variables), tuple(ops), tuple(args), tuple(params)), tuple(outputs), tuple(starts),
-                  tuple(owner), tuple(variable_starts))
+                  tuple(variable_starts))
 
 
 @dataclass(frozen=True, eq=False)
